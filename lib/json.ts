@@ -1,0 +1,30 @@
+/**
+ * Type guards for untrusted JSON. Request data stays `unknown` until one of these has proved its shape.
+ */
+
+/** A JSON object (not null, not an array). */
+export type JsonObject = { [key: string]: unknown }
+
+/** True for a plain JSON object. */
+export const isObject = (v: unknown): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** True for a string. */
+export const isString = (v: unknown): v is string => typeof v === 'string'
+
+/** True for an array whose every element is a JSON object. */
+export const isObjectArray = (v: unknown): v is JsonObject[] =>
+  Array.isArray(v) && v.every(isObject)
+
+/** Reads an own property; never walks the prototype chain (so `__proto__` or `constructor` are plain keys). */
+export const own = (o: JsonObject, key: string): unknown =>
+  Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined
+
+/** Own string-valued entries of an optional object (labels, annotations); anything else is ignored. */
+export const stringMap = (v: unknown): ReadonlyMap<string, string> => {
+  const out = new Map<string, string>()
+  if (isObject(v)) {
+    for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out.set(k, val)
+  }
+  return out
+}

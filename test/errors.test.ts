@@ -1,0 +1,24 @@
+import t from 'tap'
+import { WebhookError, isWebhookError, type ErrorCode } from '../lib/errors.js'
+
+const cases: [code: ErrorCode, status: number][] = [
+  ['BAD_REVIEW', 400],
+  ['BODY_TOO_LARGE', 413],
+  ['UNSUPPORTED_MEDIA_TYPE', 415],
+  ['INVALID_ANNOTATION', 403],
+  ['SERVICEACCOUNT_LOOKUP_FAILED', 403],
+  ['KUBE_API', 502],
+]
+for (const [code, status] of cases) {
+  t.test(`${code} → HTTP ${status}`, async t => {
+    const e = new WebhookError(code, 'why')
+    t.equal(e.status, status)
+    t.equal(e.message, 'why')
+    t.ok(isWebhookError(e, code))
+    t.notOk(isWebhookError(e, code === 'CONFLICT' ? 'USAGE' : 'CONFLICT'))
+  })
+}
+t.test('plain errors are not WebhookErrors', async t => {
+  t.notOk(isWebhookError(new Error('x')))
+  t.ok(isWebhookError(new WebhookError('TLS', 'x')))
+})
