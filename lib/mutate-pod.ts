@@ -1,0 +1,174 @@
+/**
+ * Applies an identity configuration to a Pod. Pure: returns a new Pod that shares every object it did not
+ * change with the input (so the diff walks only the changed paths), plus warnings. Works on the raw JSON, so
+ * fields this code does not know (native sidecars' restartPolicy, new API fields) survive untouched.
+ */
+import { WebhookError } from './errors.js'
+import { isObject, isString, own, type JsonObject } from './json.js'
+import { volumeName } from './annotations.js'
+import { showValue, type IdentityConfig } from './identity-config.js'
+
+/** The mutated Pod (the input itself when nothing changed) and what the user should be told. */
+export interface MutationResult {
+  readonly pod: JsonObject
+  readonly changed: boolean
+  /** Containers (including init containers) that carry the identity after the mutation. */
+  readonly injected: number
+  readonly warnings: readonly string[]
+}
+
+/** Kubernetes shows warnings as HTTP headers and wants each under 120 characters. */
+export const maxWarningLength = 119
+
+/** Cuts a warning to {@link maxWarningLength} characters. */
+export const boundWarning = (w: string): string => (w.length > maxWarningLength ? `${w.slice(0, maxWarningLength - 1)}…` : w)
+
+const badPod = (where: string, rule: string): never => {
+  throw new WebhookError('BAD_POD', `Pod ${where} ${rule}`)
+}
+
+/** An optional list field: absent/null → [], an array of objects → itself, anything else → BAD_POD. */
+const objectList = (holder: JsonObject, field: string, where: string): readonly JsonObject[] => {
+  const v = own(holder, field)
+  if (v === undefined || v === null) return []
+  if (!Array.isArray(v)) return badPod(`${where}.${field}`, 'must be a list')
+  return v.map((item: unknown, i) => {
+    if (!isObject(item)) return badPod(`${where}.${field}[${i}]`, 'must be an object')
+    if (!isString(own(item, 'name'))) return badPod(`${where}.${field}[${i}].name`, 'must be a string')
+    return item
+  })
+}
+
+const nameOf = (o: JsonObject): string => own(o, 'name') as string // proven by objectList
+
+const trimSlashes = (p: string): string => p.replace(/\/+$/, '') || '/'
+
+/** The serviceAccountToken projection this configuration wants. */
+const desiredSource = (c: IdentityConfig): JsonObject => ({
+  serviceAccountToken: { audience: c.audience, expirationSeconds: c.expirationSeconds, path: c.tokenPath },
+})
+
+const isTokenSource = (s: unknown): s is JsonObject =>
+  isObject(s) && Object.keys(s).length === 1 && isObject(own(s, 'serviceAccountToken'))
+
+/** True when an existing volume of our name is a projected volume made only of serviceAccountToken sources. */
+const isProjectedTokenVolume = (v: JsonObject): boolean => {
+  const projected = own(v, 'projected')
+  if (!isObject(projected) || Object.keys(v).some(k => k !== 'name' && k !== 'projected')) return false
+  const sources = own(projected, 'sources')
+  return Array.isArray(sources) && sources.every(isTokenSource)
+}
+
+/** True when the volume already projects exactly the wanted token (API server defaults such as defaultMode aside). */
+const hasDesiredSource = (v: JsonObject, c: IdentityConfig): boolean => {
+  const projected = own(v, 'projected') as JsonObject
+  const sources = own(projected, 'sources') as unknown[]
+  if (sources.length !== 1) return false
+  const sat = own(sources[0] as JsonObject, 'serviceAccountToken') as JsonObject
+  return Object.keys(sat).length === 3 && own(sat, 'audience') === c.audience &&
+    own(sat, 'expirationSeconds') === c.expirationSeconds && own(sat, 'path') === c.tokenPath
+}
+
+/** Returns the new volumes list, or undefined when it is already right. Throws CONFLICT for a foreign volume. */
+const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonObject[] | undefined => {
+  const i = volumes.findIndex(v => nameOf(v) === volumeName)
+  if (i < 0) return [...volumes, { name: volumeName, projected: { sources: [desiredSource(c)] } }]
+  const existing = volumes[i] as JsonObject
+  if (!isProjectedTokenVolume(existing)) {
+    throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`)
+  }
+  if (hasDesiredSource(existing, c)) return undefined
+  const out = [...volumes]
+  out[i] = { ...existing, projected: { ...(own(existing, 'projected') as JsonObject), sources: [desiredSource(c)] } }
+  return out
+}
+
+/** Our mount is right when it is read-only at the target and mounts the whole volume (no subPath). */
+const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean =>
+  own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true &&
+  own(m, 'subPath') === undefined && own(m, 'subPathExpr') === undefined
+
+/**
+ * Brings one container to the configuration. Returns the same object when nothing changes.
+ * Conflicts are pushed to `conflicts`; warnings to `warnings`.
+ */
+const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig, conflicts: string[], warnings: string[]): JsonObject => {
+  const name = nameOf(container)
+  const mounts = objectList(container, 'volumeMounts', where)
+  for (const [i, m] of mounts.entries()) {
+    if (!isString(own(m, 'mountPath'))) badPod(`${where}.volumeMounts[${i}].mountPath`, 'must be a string')
+  }
+  const env = objectList(container, 'env', where)
+
+  let newMounts: JsonObject[] | undefined
+  const target = c.mountPath
+  const foreign = mounts.find(m => nameOf(m) !== volumeName && trimSlashes(own(m, 'mountPath') as string) === target)
+  if (foreign) {
+    conflicts.push(`container ${showValue(name)} already mounts volume ${showValue(nameOf(foreign))} at ${target}; choose another directory with the federated-token-file annotation or move that mount`)
+    return container
+  }
+  const ours = mounts.findIndex(m => nameOf(m) === volumeName)
+  const desiredMount = { name: volumeName, mountPath: target, readOnly: true }
+  if (ours < 0) newMounts = [...mounts, desiredMount]
+  else if (!isDesiredMount(mounts[ours] as JsonObject, c)) {
+    newMounts = [...mounts]
+    newMounts[ours] = desiredMount
+  }
+
+  const added: JsonObject[] = []
+  for (const want of c.env) {
+    const have = env.find(e => nameOf(e) === want.name)
+    if (!have) added.push({ name: want.name, value: want.value })
+    else if (own(have, 'value') !== want.value || own(have, 'valueFrom') !== undefined) {
+      warnings.push(boundWarning(`container ${name}: ${want.name} already set, keeping the container's value`))
+    }
+  }
+  if (!newMounts && added.length === 0) return container
+  const out: JsonObject = { ...container }
+  if (newMounts) out['volumeMounts'] = newMounts
+  if (added.length > 0) out['env'] = [...env, ...added]
+  return out
+}
+
+/**
+ * Injects the identity into every container and init container whose name is not in `skip`.
+ * Throws CONFLICT (all conflicts in one message) or BAD_POD.
+ */
+export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: ReadonlySet<string>): MutationResult => {
+  const spec = own(pod, 'spec')
+  if (!isObject(spec)) return badPod('spec', 'must be an object')
+  const warnings: string[] = []
+  const conflicts: string[] = []
+  const seen = new Set<string>()
+  let injected = 0
+  let changed = false
+  const newSpec: JsonObject = { ...spec }
+
+  for (const field of ['initContainers', 'containers'] as const) {
+    const list = objectList(spec, field, `spec.${field}`)
+    let newList: JsonObject[] | undefined
+    list.forEach((container, i) => {
+      seen.add(nameOf(container))
+      if (skip.has(nameOf(container))) return
+      injected++
+      const next = mutateContainer(container, `spec.${field}[${i}]`, config, conflicts, warnings)
+      if (next !== container) (newList ??= [...list])[i] = next
+    })
+    if (newList) {
+      newSpec[field] = newList
+      changed = true
+    }
+  }
+  for (const name of skip) {
+    if (!seen.has(name)) warnings.push(boundWarning(`skip-containers names ${showValue(name)}, which is not a container of this Pod`))
+  }
+  if (conflicts.length > 0) throw new WebhookError('CONFLICT', `${conflicts.join('; ')}`)
+  if (injected === 0) return { pod, changed: false, injected, warnings }
+
+  const volumes = mutateVolumes(objectList(spec, 'volumes', 'spec'), config)
+  if (volumes) {
+    newSpec['volumes'] = volumes
+    changed = true
+  }
+  return changed ? { pod: { ...pod, spec: newSpec }, changed, injected, warnings } : { pod, changed, injected, warnings }
+}
