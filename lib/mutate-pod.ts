@@ -48,42 +48,45 @@ const desiredSource = (c: IdentityConfig): JsonObject => ({
   serviceAccountToken: { audience: c.audience, expirationSeconds: c.expirationSeconds, path: c.tokenPath },
 })
 
-const isTokenSource = (s: unknown): s is JsonObject =>
-  isObject(s) && Object.keys(s).length === 1 && isObject(own(s, 'serviceAccountToken'))
-
-/** True when an existing volume of our name is a projected volume made only of serviceAccountToken sources. */
-const isProjectedTokenVolume = (v: JsonObject): boolean => {
+/**
+ * For a projected volume made only of serviceAccountToken sources: the projection and its token sources.
+ * Undefined for any other kind of volume.
+ */
+const tokenProjection = (v: JsonObject): { projected: JsonObject; tokens: JsonObject[] } | undefined => {
   const projected = own(v, 'projected')
-  if (!isObject(projected) || Object.keys(v).some(k => k !== 'name' && k !== 'projected')) return false
+  if (!isObject(projected) || Object.keys(v).some(k => k !== 'name' && k !== 'projected')) return undefined
   const sources = own(projected, 'sources')
-  return Array.isArray(sources) && sources.every(isTokenSource)
+  if (!Array.isArray(sources)) return undefined
+  const tokens: JsonObject[] = []
+  for (const s of sources) {
+    const token = isObject(s) && Object.keys(s).length === 1 ? own(s, 'serviceAccountToken') : undefined
+    if (!isObject(token)) return undefined
+    tokens.push(token)
+  }
+  return { projected, tokens }
 }
 
-/** True when the volume already projects exactly the wanted token (API server defaults such as defaultMode aside). */
-const hasDesiredSource = (v: JsonObject, c: IdentityConfig): boolean => {
-  const projected = own(v, 'projected') as JsonObject
-  const sources = own(projected, 'sources') as unknown[]
-  if (sources.length !== 1) return false
-  const sat = own(sources[0] as JsonObject, 'serviceAccountToken') as JsonObject
-  return Object.keys(sat).length === 3 && own(sat, 'audience') === c.audience &&
-    own(sat, 'expirationSeconds') === c.expirationSeconds && own(sat, 'path') === c.tokenPath
-}
+/** True when a token source is exactly the wanted one. */
+const isDesiredToken = (token: JsonObject, c: IdentityConfig): boolean =>
+  Object.keys(token).length === 3 && own(token, 'audience') === c.audience &&
+  own(token, 'expirationSeconds') === c.expirationSeconds && own(token, 'path') === c.tokenPath
 
 /** Returns the new volumes list, or undefined when it is already right. Throws CONFLICT for a foreign volume. */
 const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonObject[] | undefined => {
   const i = volumes.findIndex(v => nameOf(v) === volumeName)
   if (i < 0) return [...volumes, { name: volumeName, projected: { sources: [desiredSource(c)] } }]
   const existing = volumes[i] as JsonObject
-  if (!isProjectedTokenVolume(existing)) {
+  const current = tokenProjection(existing)
+  if (!current) {
     throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`)
   }
-  if (hasDesiredSource(existing, c)) return undefined
+  // API server defaults (projected.defaultMode) are kept; only the token source is brought up to date.
+  if (current.tokens.length === 1 && isDesiredToken(current.tokens[0] as JsonObject, c)) return undefined
   const out = [...volumes]
-  out[i] = { ...existing, projected: { ...(own(existing, 'projected') as JsonObject), sources: [desiredSource(c)] } }
+  out[i] = { ...existing, projected: { ...current.projected, sources: [desiredSource(c)] } }
   return out
 }
 
-/** Our mount is right when it is read-only at the target and mounts the whole volume (no subPath). */
 const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean =>
   own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true &&
   own(m, 'subPath') === undefined && own(m, 'subPathExpr') === undefined
@@ -145,7 +148,7 @@ export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: Readonl
   const newSpec: JsonObject = { ...spec }
 
   for (const field of ['initContainers', 'containers'] as const) {
-    const list = objectList(spec, field, `spec.${field}`)
+    const list = objectList(spec, field, 'spec')
     let newList: JsonObject[] | undefined
     list.forEach((container, i) => {
       seen.add(nameOf(container))

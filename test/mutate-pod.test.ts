@@ -1,0 +1,173 @@
+import t from 'tap'
+import jsonpatch from 'fast-json-patch'
+import { boundWarning, maxWarningLength, mutatePod } from '../lib/mutate-pod.js'
+import type { IdentityConfig } from '../lib/identity-config.js'
+import type { JsonObject } from '../lib/json.js'
+
+const config: IdentityConfig = {
+  email: 'app@sa.stackit.cloud',
+  audience: 'sts.accounts.stackit.cloud',
+  expirationSeconds: 600,
+  mountPath: '/var/run/secrets/stackit.cloud/serviceaccount',
+  tokenPath: 'token',
+  env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'app@sa.stackit.cloud' }],
+}
+const ourMount = { name: 'stackit-workload-identity', mountPath: config.mountPath, readOnly: true }
+const ourVolume = { name: 'stackit-workload-identity', projected: { sources: [{ serviceAccountToken: { audience: config.audience, expirationSeconds: 600, path: 'token' } }] } }
+const ourEnv = { name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: config.email }
+const pod = (spec: JsonObject): JsonObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec })
+const noSkip = new Set<string>()
+const at = (o: unknown, ...path: (string | number)[]): unknown => path.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], o)
+
+t.test('injects volume, mount and env into every container and init container', async t => {
+  const input = pod({
+    initContainers: [{ name: 'init', image: 'x' }, { name: 'native-sidecar', image: 'y', restartPolicy: 'Always' }],
+    containers: [{ name: 'a', image: 'a', env: [{ name: 'X', value: '1' }] }, { name: 'b', image: 'b', volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+    volumes: [{ name: 'data', emptyDir: {} }],
+  })
+  const before = JSON.stringify(input)
+  const r = mutatePod(input, config, noSkip)
+  t.equal(JSON.stringify(input), before, 'input untouched')
+  t.ok(r.changed)
+  t.equal(r.injected, 4)
+  t.same(at(r.pod, 'spec', 'volumes'), [{ name: 'data', emptyDir: {} }, ourVolume])
+  for (const [field, i] of [['initContainers', 0], ['initContainers', 1], ['containers', 0], ['containers', 1]] as const) {
+    const c = at(r.pod, 'spec', field, i) as JsonObject
+    t.same((c['volumeMounts'] as unknown[]).filter(m => (m as JsonObject)['name'] === 'stackit-workload-identity'), [ourMount], `${field}[${i}] mount`)
+    t.same((c['env'] as unknown[]).filter(e => (e as JsonObject)['name'] === 'STACKIT_SERVICE_ACCOUNT_EMAIL'), [ourEnv], `${field}[${i}] env`)
+  }
+  t.equal(at(r.pod, 'spec', 'initContainers', 1, 'restartPolicy'), 'Always', 'native sidecar keeps restartPolicy')
+  t.same(at(r.pod, 'spec', 'containers', 0, 'env', 0), { name: 'X', value: '1' }, 'user env kept first')
+  t.same(at(r.pod, 'spec', 'containers', 1, 'volumeMounts', 0), { name: 'data', mountPath: '/data' }, 'user mount kept')
+})
+
+t.test('custom directory, all env vars', async t => {
+  const c: IdentityConfig = { ...config, mountPath: '/custom/path', tokenPath: 'jwt', audience: 'aud', expirationSeconds: 1200, env: [...config.env, { name: 'STACKIT_FEDERATED_TOKEN_FILE', value: '/custom/path/jwt' }] }
+  const r = mutatePod(pod({ containers: [{ name: 'a' }] }), c, noSkip)
+  t.same(at(r.pod, 'spec', 'volumes', 0, 'projected', 'sources', 0, 'serviceAccountToken'), { audience: 'aud', expirationSeconds: 1200, path: 'jwt' })
+  t.same(at(r.pod, 'spec', 'containers', 0, 'volumeMounts'), [{ name: 'stackit-workload-identity', mountPath: '/custom/path', readOnly: true }])
+  t.same(at(r.pod, 'spec', 'containers', 0, 'env'), [ourEnv, { name: 'STACKIT_FEDERATED_TOKEN_FILE', value: '/custom/path/jwt' }])
+})
+
+t.test('conflicts and reuse', async t => {
+  type Row = [name: string, spec: JsonObject, expect: { conflict?: RegExp; warnings?: RegExp[]; volumes?: unknown; env?: unknown; mounts?: unknown; changed?: boolean }]
+  const rows: Row[] = [
+    ['user env var keeps its value, with a warning', { containers: [{ name: 'app', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'mine@x.io' }] }] },
+      { warnings: [/container app: STACKIT_SERVICE_ACCOUNT_EMAIL already set, keeping the container's value/], env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'mine@x.io' }] }],
+    ['user env var from a secret keeps valueFrom', { containers: [{ name: 'app', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }] },
+      { warnings: [/already set/], env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }],
+    ['stale injected volume → brought up to date in place, not duplicated',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [{ name: 'stackit-workload-identity', projected: { defaultMode: 420, sources: [{ serviceAccountToken: { audience: 'old', expirationSeconds: 3600, path: 'token' } }] } }] },
+      { volumes: [{ name: 'stackit-workload-identity', projected: { defaultMode: 420, sources: ourVolume.projected.sources } }] }],
+    ['injected volume with API server defaults → unchanged',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [{ name: 'stackit-workload-identity', projected: { defaultMode: 420, sources: ourVolume.projected.sources } }] },
+      { changed: false }],
+    ['a foreign volume with the reserved name → denial naming it', { containers: [{ name: 'app' }], volumes: [{ name: 'stackit-workload-identity', emptyDir: {} }] },
+      { conflict: /volume named stackit-workload-identity that is not a projected serviceAccountToken volume/ }],
+    ['a projected volume with other sources under the reserved name → denial', { containers: [{ name: 'app' }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [{ configMap: { name: 'x' } }] } }] },
+      { conflict: /not a projected serviceAccountToken volume/ }],
+    ['a projected volume without sources under the reserved name → denial', { containers: [{ name: 'app' }], volumes: [{ name: 'stackit-workload-identity', projected: {} }] },
+      { conflict: /not a projected serviceAccountToken volume/ }],
+    ['a volume with two kinds under the reserved name → denial', { containers: [{ name: 'app' }], volumes: [{ ...ourVolume, emptyDir: {} }] },
+      { conflict: /not a projected serviceAccountToken volume/ }],
+    ['a source mixing two kinds under the reserved name → denial', { containers: [{ name: 'app' }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [{ ...ourVolume.projected.sources[0], secret: { name: 's' } }] } }] },
+      { conflict: /not a projected serviceAccountToken volume/ }],
+    ['another volume at the target path → denial naming path and container', { containers: [{ name: 'app', volumeMounts: [{ name: 'creds', mountPath: '/var/run/secrets/stackit.cloud/serviceaccount/' }] }] },
+      { conflict: /container "app" already mounts volume "creds" at \/var\/run\/secrets\/stackit.cloud\/serviceaccount/ }],
+    ['our mount at a stale path → moved, not duplicated', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ name: 'stackit-workload-identity', mountPath: '/old', readOnly: true }] }] },
+      { mounts: [ourMount] }],
+    ['our mount writable → made read-only', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ name: 'stackit-workload-identity', mountPath: config.mountPath }] }] },
+      { mounts: [ourMount] }],
+    ['our mount with subPath → whole volume mounted', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPath: 'token' }] }] },
+      { mounts: [ourMount] }],
+    ['our mount with subPathExpr → whole volume mounted', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPathExpr: '$(X)' }] }] },
+      { mounts: [ourMount] }],
+    ['two token sources under our name → reduced to ours',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [...ourVolume.projected.sources, ...ourVolume.projected.sources] } }] },
+      { volumes: [ourVolume] }],
+    ['a volume mounted at / does not conflict', { containers: [{ name: 'app', volumeMounts: [{ name: 'root', mountPath: '/' }] }] },
+      { mounts: [{ name: 'root', mountPath: '/' }, ourMount] }],
+    ['a volume elsewhere does not conflict', { containers: [{ name: 'app', volumeMounts: [{ name: 'other', mountPath: '/var/run/secrets' }] }] },
+      { mounts: [{ name: 'other', mountPath: '/var/run/secrets' }, ourMount] }],
+    ['two conflicts reported together', { containers: [{ name: 'a', volumeMounts: [{ name: 'x', mountPath: config.mountPath }] }, { name: 'b', volumeMounts: [{ name: 'y', mountPath: config.mountPath }] }] },
+      { conflict: /container "a" .*; container "b"/ }],
+  ]
+  for (const [name, spec, expect] of rows) {
+    const input = pod(spec)
+    if (expect.conflict) {
+      t.throws(() => mutatePod(input, config, noSkip), { code: 'CONFLICT', message: expect.conflict }, name)
+      continue
+    }
+    const r = mutatePod(input, config, noSkip)
+    if (expect.changed !== undefined) t.equal(r.changed, expect.changed, `${name}: changed`)
+    if (expect.changed === false) t.equal(r.pod, input, `${name}: same object back`)
+    t.equal(r.warnings.length, expect.warnings?.length ?? 0, `${name}: warning count`)
+    expect.warnings?.forEach((w, i) => t.match(r.warnings[i], w, `${name}: warning`))
+    if (expect.volumes) t.same(at(r.pod, 'spec', 'volumes'), expect.volumes, `${name}: volumes`)
+    if (expect.env) t.same(at(r.pod, 'spec', 'containers', 0, 'env'), expect.env, `${name}: env`)
+    if (expect.mounts) t.same(at(r.pod, 'spec', 'containers', 0, 'volumeMounts'), expect.mounts, `${name}: mounts`)
+    const again = mutatePod(r.pod, config, noSkip)
+    t.notOk(again.changed, `${name}: idempotent`)
+  }
+})
+
+t.test('skip-containers', async t => {
+  const input = pod({ initContainers: [{ name: 'init' }], containers: [{ name: 'app' }, { name: 'istio-proxy' }] })
+  const r = mutatePod(input, config, new Set(['istio-proxy', 'init', 'ghost']))
+  t.equal(r.injected, 1)
+  t.equal(at(r.pod, 'spec', 'containers', 1), at(input, 'spec', 'containers', 1), 'skipped container is the same object')
+  t.equal(at(r.pod, 'spec', 'initContainers'), at(input, 'spec', 'initContainers'), 'untouched list is shared')
+  t.same(r.warnings, ['skip-containers names "ghost", which is not a container of this Pod'])
+  const all = mutatePod(input, config, new Set(['app', 'istio-proxy', 'init']))
+  t.equal(all.changed, false, 'all skipped → nothing, not even the volume')
+  t.equal(all.pod, input)
+})
+
+t.test('structural sharing: only changed paths are copied, patch has no remove and no whole-list replacement', async t => {
+  const input = pod({ containers: [{ name: 'a', env: [{ name: 'X', value: '1' }], resources: { limits: { cpu: '1' } } }, { name: 'b', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [ourVolume], tolerations: [{ key: 'k' }] })
+  const r = mutatePod(input, config, noSkip)
+  t.equal(at(r.pod, 'metadata'), at(input, 'metadata'))
+  t.equal(at(r.pod, 'spec', 'tolerations'), at(input, 'spec', 'tolerations'))
+  t.equal(at(r.pod, 'spec', 'containers', 1), at(input, 'spec', 'containers', 1), 'already-injected container shared')
+  t.equal(at(r.pod, 'spec', 'containers', 0, 'resources'), at(input, 'spec', 'containers', 0, 'resources'))
+  const patch = jsonpatch.compare(input, r.pod)
+  t.same(patch.map(op => `${op.op} ${op.path}`).sort(), ['add /spec/containers/0/env/1', 'add /spec/containers/0/volumeMounts'])
+})
+
+t.test('100 containers', async t => {
+  const containers = Array.from({ length: 100 }, (_, i) => ({ name: `c${i}`, image: 'x' }))
+  const r = mutatePod(pod({ containers }), config, noSkip)
+  t.equal(r.injected, 100)
+  const patch = jsonpatch.compare(pod({ containers }), r.pod)
+  t.equal(patch.length, 201, 'a mount and env per container plus the volume')
+  t.notOk(patch.some(op => op.op !== 'add' || op.path === '/spec/containers'))
+})
+
+t.test('malformed Pods → BAD_POD naming the field', async t => {
+  const rows: [name: string, spec: unknown, message: RegExp][] = [
+    ['no spec', undefined, /Pod spec must be an object/],
+    ['containers not a list', { containers: {} }, /spec.containers must be a list/],
+    ['container not an object', { containers: ['x'] }, /spec.containers\[0\] must be an object/],
+    ['container without name', { containers: [{ image: 'x' }] }, /spec.containers\[0\].name must be a string/],
+    ['env not a list', { containers: [{ name: 'a', env: 'X=1' }] }, /spec.containers\[0\].env must be a list/],
+    ['mount without path', { containers: [{ name: 'a', volumeMounts: [{ name: 'v' }] }] }, /volumeMounts\[0\].mountPath must be a string/],
+    ['volumes not a list', { containers: [{ name: 'a' }], volumes: 5 }, /spec.volumes must be a list/],
+    ['volume without name', { containers: [{ name: 'a' }], volumes: [{}] }, /spec.volumes\[0\].name must be a string/],
+  ]
+  for (const [name, spec, message] of rows) {
+    const p: JsonObject = { kind: 'Pod' }
+    if (spec !== undefined) p['spec'] = spec
+    t.throws(() => mutatePod(p, config, noSkip), { code: 'BAD_POD', message }, name)
+  }
+  const nulls = mutatePod(pod({ containers: [{ name: 'a', env: null, volumeMounts: null }], volumes: null, initContainers: null }), config, noSkip)
+  t.same(at(nulls.pod, 'spec', 'containers', 0, 'env'), [ourEnv], 'null lists are treated as absent')
+})
+
+t.test('warnings stay under 120 characters', async t => {
+  const long = 'c'.repeat(63)
+  const r = mutatePod(pod({ containers: [{ name: long, env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'other' }] }] }), config, new Set(['x'.repeat(200)]))
+  t.equal(r.warnings.length, 2)
+  for (const w of r.warnings) t.ok(w.length <= maxWarningLength, `${w.length} ≤ ${maxWarningLength}`)
+  t.equal(boundWarning('short'), 'short')
+  t.equal(boundWarning('y'.repeat(300)).length, maxWarningLength)
+})
