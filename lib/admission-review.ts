@@ -96,7 +96,10 @@ export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa
  * denies (fail closed: a Pod must not start without its identity by accident).
  */
 export const reviewPod = async (pod: JsonObject, namespace: string, source: ServiceAccountSource): Promise<PodDecision> => {
-  const saName = serviceAccountName(own(pod, 'spec'))
+  const spec = own(pod, 'spec')
+  // No lookup for something that is not a Pod; the deeper shape is proven where it is used.
+  if (!isObject(spec)) return { outcome: 'denied', error: new WebhookError('BAD_POD', 'Pod spec must be an object'), warnings: [] }
+  const saName = serviceAccountName(spec)
   let sa: ServiceAccount | undefined
   try {
     sa = await source.get(namespace, saName)
@@ -157,16 +160,23 @@ export const reviewResponse = (review: ParsedReview, decision: PodDecision): Jso
   return { apiVersion: review.apiVersion, kind: 'AdmissionReview', response }
 }
 
+/** The result of one admission: the response document, the decision behind it, and the summary to log. */
+export interface Admission {
+  readonly response: JsonObject
+  readonly decision: PodDecision
+  readonly summary: ReviewSummary
+}
+
 /**
  * The whole admission step for a parsed review: anything other than a Pod CREATE is allowed untouched;
- * a Pod CREATE is reviewed. Returns the response document and the summary to log.
+ * a Pod CREATE is reviewed.
  */
-export const admit = async (review: ParsedReview, source: ServiceAccountSource): Promise<{ response: JsonObject; summary: ReviewSummary }> => {
+export const admit = async (review: ParsedReview, source: ServiceAccountSource): Promise<Admission> => {
   const { request, uid } = review
   const namespace = own(request, 'namespace')
   if (!isPodCreate(request)) {
     const decision: PodDecision = { outcome: 'skipped', reason: 'not a Pod CREATE', warnings: [] }
-    return { response: reviewResponse(review, decision), summary: { uid, outcome: 'skipped', reason: decision.reason } }
+    return { response: reviewResponse(review, decision), decision, summary: { uid, outcome: 'skipped', reason: decision.reason } }
   }
   const pod = own(request, 'object')
   let decision: PodDecision
@@ -190,5 +200,5 @@ export const admit = async (review: ParsedReview, source: ServiceAccountSource):
     ...(saName !== undefined ? { serviceAccount: saName } : {}),
     ...(reason !== undefined ? { reason } : {}),
   }
-  return { response: reviewResponse(review, decision), summary }
+  return { response: reviewResponse(review, decision), decision, summary }
 }

@@ -12,10 +12,6 @@ export const isObject = (v: unknown): v is JsonObject =>
 /** True for a string. */
 export const isString = (v: unknown): v is string => typeof v === 'string'
 
-/** True for an array whose every element is a JSON object. */
-export const isObjectArray = (v: unknown): v is JsonObject[] =>
-  Array.isArray(v) && v.every(isObject)
-
 /** Reads an own property; never walks the prototype chain (so `__proto__` or `constructor` are plain keys). */
 export const own = (o: JsonObject, key: string): unknown =>
   Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined

@@ -57,8 +57,8 @@ const loadServiceAccounts = async (files: readonly string[], io: CommandIO): Pro
     try {
       text = await io.readFile(file)
     } catch (e) {
-      const code = isObject(e) && isString(own(e, 'code')) ? ` (${own(e, 'code') as string})` : ''
-      throw new WebhookError('BAD_INPUT_FILE', `cannot read --service-account file ${file}${code}`)
+      const code = isObject(e) ? own(e, 'code') : undefined
+      throw new WebhookError('BAD_INPUT_FILE', `cannot read --service-account file ${file}${isString(code) ? ` (${code})` : ''}`)
     }
     out.push(...serviceAccountsFromDocument(parseJson(text, `--service-account file ${file}`), `--service-account file ${file}`))
   }
@@ -83,16 +83,11 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
     const kind = isObject(input) ? own(input, 'kind') : undefined
 
     if (kind === 'AdmissionReview') {
-      const { response } = await admit(parseReview(input), source)
-      const inner = own(response, 'response')
-      /* c8 ignore next -- reviewResponse always sets response; the guard only narrows the type */
-      if (!isObject(inner)) throw new Error('response missing')
-      const warnings = own(inner, 'warnings')
-      printWarnings(io, Array.isArray(warnings) ? warnings : [])
+      const { response, decision } = await admit(parseReview(input), source)
+      printWarnings(io, decision.warnings)
       io.stdout(JSON.stringify(response, null, 2) + '\n')
-      if (own(inner, 'allowed') === true) return exitCodes.allowed
-      const status = own(inner, 'status')
-      io.stderr(`denied: ${isObject(status) ? String(own(status, 'message')) : ''}\n`)
+      if (decision.outcome !== 'denied') return exitCodes.allowed
+      io.stderr(`denied: ${decision.error.message}\n`)
       return exitCodes.denied
     }
     if (kind === 'Pod' && isObject(input)) {

@@ -80,10 +80,6 @@ export class StaticServiceAccountSource implements ServiceAccountSource {
   constructor(accounts: Iterable<ServiceAccount>) {
     for (const sa of accounts) this.#byKey.set(`${sa.namespace}/${sa.name}`, sa)
   }
-  /** Number of ServiceAccounts held. */
-  get size(): number {
-    return this.#byKey.size
-  }
   get(namespace: string, name: string): Promise<ServiceAccount | undefined> {
     return Promise.resolve(this.#byKey.get(`${namespace}/${name}`))
   }

@@ -1,0 +1,26 @@
+import t from 'tap'
+import { isObject, isString, own, stringMap } from '../lib/json.js'
+
+t.test('guards', async t => {
+  const rows: [v: unknown, object: boolean, string: boolean][] = [
+    [{}, true, false], [[], false, false], [null, false, false], ['s', false, true], [1, false, false], [undefined, false, false],
+  ]
+  for (const [v, o, s] of rows) {
+    t.equal(isObject(v), o, `isObject(${JSON.stringify(v)})`)
+    t.equal(isString(v), s, `isString(${JSON.stringify(v)})`)
+  }
+})
+
+t.test('own reads own keys only; prototype keys are plain data', async t => {
+  const o = JSON.parse('{"__proto__":{"x":1},"a":2}') as Record<string, unknown>
+  t.same(own(o, '__proto__'), { x: 1 })
+  t.equal(own(o, 'a'), 2)
+  t.equal(own(o, 'constructor'), undefined)
+  t.equal(own(o, 'toString'), undefined)
+})
+
+t.test('stringMap keeps string values only', async t => {
+  t.same([...stringMap({ a: 'x', b: 1, c: null })], [['a', 'x']])
+  t.equal(stringMap('x').size, 0)
+  t.equal(stringMap(undefined).size, 0)
+})

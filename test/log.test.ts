@@ -1,0 +1,52 @@
+import t from 'tap'
+import { createLogger, isLogLevel, silentLogger, stderrLogger, type LogLevel } from '../lib/log.js'
+
+const now = (): Date => new Date('2026-01-02T03:04:05.000Z')
+
+t.test('levels filter and lines are JSON', async t => {
+  const rows: [level: LogLevel, expected: string[]][] = [
+    ['debug', ['debug', 'info', 'warn', 'error']],
+    ['info', ['info', 'warn', 'error']],
+    ['warn', ['warn', 'error']],
+    ['error', ['error']],
+  ]
+  for (const [level, expected] of rows) {
+    const lines: string[] = []
+    const log = createLogger({ level, write: l => lines.push(l), now })
+    log.debug('d')
+    log.info('i')
+    log.warn('w')
+    log.error('e', { uid: 'u', n: 3, skip: undefined })
+    t.same(lines.map(l => (JSON.parse(l) as { level: string }).level), expected, level)
+    t.ok(lines.every(l => l.endsWith('\n')))
+    t.same(JSON.parse(lines.at(-1) as string), { time: '2026-01-02T03:04:05.000Z', level: 'error', msg: 'e', uid: 'u', n: 3 })
+  }
+})
+
+t.test('long values are cut', async t => {
+  const lines: string[] = []
+  createLogger({ level: 'info', write: l => lines.push(l) }).info('m', { pod: 'p'.repeat(1000) })
+  const line = JSON.parse(lines[0] as string) as { pod: string; time: string }
+  t.equal(line.pod, 'p'.repeat(256) + '…')
+  t.ok(!Number.isNaN(Date.parse(line.time)), 'default clock')
+})
+
+t.test('level names, silent and stderr loggers', async t => {
+  t.ok(isLogLevel('warn'))
+  t.notOk(isLogLevel('verbose'))
+  silentLogger.debug('x')
+  silentLogger.info('x')
+  silentLogger.warn('x')
+  silentLogger.error('x')
+  const writes: string[] = []
+  const original = process.stderr.write
+  process.stderr.write = ((s: string) => writes.push(s) > 0) as typeof process.stderr.write
+  try {
+    stderrLogger('info').info('hello')
+    stderrLogger('error').info('dropped')
+  } finally {
+    process.stderr.write = original
+  }
+  t.equal(writes.length, 1)
+  t.match(writes[0], /"msg":"hello"/)
+})

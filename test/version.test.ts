@@ -1,0 +1,9 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { userAgent, version } from '../lib/version.js'
+
+t.test('version matches package.json', async t => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal(version, pkg.version)
+  t.equal(userAgent, `stackit-pod-identity-webhook/${pkg.version}`)
+})
