@@ -9,9 +9,6 @@ import { execFile } from 'node:child_process'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-
-const run = promisify(execFile)
 
 /** Where the tests expect openssl; an absolute path so a PATH lookup cannot pick up something else. */
 export const opensslPath = '/usr/bin/openssl'
@@ -38,13 +35,11 @@ export interface CertOptions {
   notBefore?: Date
   /** End of validity; default 30 days from now. Put it in the past to get an expired certificate. */
   notAfter?: Date
-  /** Subject common name; default the first DNS name, or a name derived from `name`. */
-  commonName?: string
 }
 
 /** Options for certificates that a TLS server presents. */
 export interface ServerCertOptions extends CertOptions {
-  /** subjectAltName DNS entries; default `['localhost']`. */
+  /** subjectAltName DNS entries; default `['localhost']`. The first one is also the subject CN. */
   dnsNames?: readonly string[]
   /** subjectAltName IP entries; default `['127.0.0.1', '::1']`. */
   ips?: readonly string[]
@@ -57,14 +52,9 @@ const day = 24 * hour
 const asn1Time = (d: Date): string => d.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z')
 
 const serialHex = (serial: bigint | number | undefined): string => {
-  let n: bigint
-  if (serial === undefined) {
-    n = randomBytes(8).readBigUInt64BE() >> 1n // top bit clear: serials are positive ASN.1 integers
-    if (n === 0n) n = 1n
-  } else {
-    n = BigInt(serial)
-    if (n <= 0n) throw new RangeError(`certificate serial must be positive, got ${n}`)
-  }
+  // Random default: 1 … 2^62, so it is positive and fits the 20-byte limit on certificate serials.
+  const n = serial === undefined ? (randomBytes(8).readBigUInt64BE() >> 2n) + 1n : BigInt(serial)
+  if (n <= 0n) throw new RangeError(`certificate serial must be positive, got ${n}`)
   const hex = n.toString(16)
   return hex.length % 2 === 0 ? hex : `0${hex}` // openssl's serial file wants whole bytes
 }
@@ -86,15 +76,14 @@ const extensions = (kind: 'ca' | 'server', options: ServerCertOptions): string[]
   ]
 }
 
-/** Runs openssl; on failure the error carries openssl's stderr, which names the bad option. */
-const openssl = async (args: readonly string[]): Promise<void> => {
-  try {
-    await run(opensslPath, args)
-  } catch (e) {
-    const stderr = typeof e === 'object' && e !== null && 'stderr' in e ? e.stderr : undefined
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${typeof stderr === 'string' ? stderr.trim() : String(e)}`, { cause: e })
-  }
-}
+/** Runs openssl; on failure the error carries openssl's stderr, which names the bad option or value. */
+const openssl = (args: readonly string[]): Promise<void> =>
+  new Promise((resolve, reject) => {
+    execFile(opensslPath, args, (error, _stdout, stderr) => {
+      if (error) reject(new Error(`openssl ${args.join(' ')} failed: ${stderr.trim()}`, { cause: error }))
+      else resolve()
+    })
+  })
 
 /** Makes a fresh EC P-256 key in PKCS#8 PEM. */
 const newKey = (keyFile: string): Promise<void> =>
@@ -117,7 +106,7 @@ const issue = async (
   const now = Date.now()
   const notBefore = options.notBefore ?? new Date(now - hour)
   const notAfter = options.notAfter ?? new Date(now + 30 * day)
-  const commonName = options.commonName ?? options.dnsNames?.[0] ?? (kind === 'ca' ? `${name} test CA` : 'localhost')
+  const commonName = options.dnsNames?.[0] ?? (kind === 'ca' ? `${name} test CA` : 'localhost')
   const work = await mkdtemp(join(dir, `.openssl-${name}-`))
   try {
     const config = join(work, 'openssl.cnf')
