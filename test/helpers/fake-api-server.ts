@@ -155,9 +155,12 @@ export class FakeApiServer {
 
   /**
    * Sends a BOOKMARK to watches that asked for them ("Watch bookmarks": an object of the requested type with only
-   * metadata.resourceVersion set).
+   * metadata.resourceVersion set). The resourceVersion first moves on, as it does in a cluster where other kinds
+   * of objects change: a client that resumes from the bookmark skips history it does not need.
    */
   bookmark(): void {
+    this.#historyFrom = ++this.#rv
+    this.#history = []
     for (const w of this.#watchers) {
       if (!w.bookmarks) continue
       const object = { kind: w.meta ? 'PartialObjectMetadata' : 'ServiceAccount', apiVersion: w.meta ? 'meta.k8s.io/v1' : 'v1', metadata: { resourceVersion: String(this.#rv) } }

@@ -5,7 +5,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Polls `condition` every few milliseconds, at most `tries` times; resolves with its last value. */
-export const until = async (condition: () => boolean, tries = 2000): Promise<boolean> => {
-  for (let i = 0; i < tries && !condition(); i++) await sleep(5)
+export const until = async (condition: () => boolean | Promise<boolean>, tries = 2000): Promise<boolean> => {
+  for (let i = 0; i < tries; i++) {
+    if (await condition()) return true
+    await sleep(5)
+  }
   return condition()
 }

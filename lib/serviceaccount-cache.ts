@@ -1,0 +1,233 @@
+/**
+ * The ServiceAccountSource for `serve`, backed by the Kubernetes API.
+ * - `watch` mode: a paginated LIST, then a WATCH from the list's resourceVersion (bookmarks on, server-side
+ *   timeout, renewed), relisting on 410 Gone and reconnecting with capped, jittered exponential backoff otherwise.
+ *   A miss (a ServiceAccount created a moment before its Pod) falls through to a live GET.
+ * - `off` mode: a live GET per lookup.
+ * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name; a failed GET
+ * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WebhookError } from './errors.js'
+import type { KubeClient } from './kube-client.js'
+import { silentLogger } from './log.js'
+import type { Logger } from './log.js'
+import { Registry } from './metrics.js'
+import type { Counter } from './metrics.js'
+import { ServiceAccountApi, isGone } from './serviceaccount-api.js'
+import type { ServiceAccount, ServiceAccountSource } from './serviceaccount.js'
+import { ServiceAccountStore } from './serviceaccount-store.js'
+
+/** `--serviceaccount-cache`: keep a watched copy, or ask the API server on every lookup. */
+export type CacheMode = 'watch' | 'off'
+
+/** Options of {@link ServiceAccountCache}; everything but `client` has a default. */
+export interface ServiceAccountCacheOptions {
+  readonly client: KubeClient
+  /** Default `watch`. */
+  readonly mode?: CacheMode
+  readonly log?: Logger
+  /** Receives this cache's metrics (a private registry when omitted). */
+  readonly registry?: Registry
+  /** `--lookup-timeout` in ms for a live GET (default 2000). */
+  readonly lookupTimeoutMs?: number
+  /** How long a 404 is remembered in watch mode (default 5000 ms). */
+  readonly notFoundTtlMs?: number
+  /** Most 404s remembered at once, so lookups of random names cannot grow memory (default 10,000). */
+  readonly maxNotFound?: number
+  /** Milliseconds clock (404 memory); injected for tests. */
+  readonly now?: () => number
+  /** Source of jitter in [0, 1); injected for tests. */
+  readonly random?: () => number
+  /** LIST page size (default 500, as kubectl and client-go use). */
+  readonly pageSize?: number
+  /** Server-side watch duration; each watch asks for between this and twice this (default 300 s). */
+  readonly watchTimeoutSeconds?: number
+  /** First reconnect delay and the cap of the exponential backoff (defaults 500 ms and 30 s). */
+  readonly backoffMs?: { readonly initial: number; readonly max: number }
+}
+
+
+/** A {@link ServiceAccountSource} backed by the API server (see the module comment for the two modes). */
+export class ServiceAccountCache implements ServiceAccountSource {
+  readonly #mode: CacheMode
+  readonly #api: ServiceAccountApi
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #random: () => number
+  readonly #lookupTimeoutMs: number
+  readonly #notFoundTtlMs: number
+  readonly #maxNotFound: number
+  readonly #pageSize: number
+  readonly #watchTimeoutSeconds: number
+  readonly #backoff: { readonly initial: number; readonly max: number }
+  readonly #abort = new AbortController()
+  readonly #inflight = new Map<string, Promise<ServiceAccount | undefined>>()
+  readonly #notFound = new Map<string, number>()
+  readonly #lookups: Counter
+  readonly #watchRestarts: Counter
+  readonly #relists: Counter
+  #store = new ServiceAccountStore()
+  #resourceVersion = ''
+  #synced = false
+  #running: Promise<void> | undefined
+  #onSynced!: () => void
+  readonly #syncedOnce = new Promise<void>(resolve => (this.#onSynced = resolve))
+
+  constructor(options: ServiceAccountCacheOptions) {
+    this.#mode = options.mode ?? 'watch'
+    this.#log = options.log ?? silentLogger
+    this.#api = new ServiceAccountApi(options.client, this.#log)
+    this.#now = options.now ?? Date.now
+    this.#random = options.random ?? Math.random
+    this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 2000
+    this.#notFoundTtlMs = options.notFoundTtlMs ?? 5000
+    this.#maxNotFound = options.maxNotFound ?? 10_000
+    this.#pageSize = options.pageSize ?? 500
+    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300
+    this.#backoff = options.backoffMs ?? { initial: 500, max: 30_000 }
+    const registry = options.registry ?? new Registry()
+    registry.gauge('serviceaccount_cache_size', 'ServiceAccounts held by the watch cache.', () => this.#store.size)
+    this.#lookups = registry.counter('serviceaccount_lookups_total', 'ServiceAccount lookups by source (cache, api) and result (found, not_found, error).')
+    this.#watchRestarts = registry.counter('serviceaccount_watch_restarts_total', 'ServiceAccount watches ended and restarted, by reason (timeout, error, gone).')
+    this.#relists = registry.counter('serviceaccount_relists_total', 'Full ServiceAccount LISTs after the initial one.')
+  }
+
+  /** Number of ServiceAccounts held (0 in `off` mode). */
+  get size(): number {
+    return this.#store.size
+  }
+
+  /** True once lookups can be answered: at once in `off` mode, after the initial sync in `watch` mode. */
+  ready(): boolean {
+    return !this.#abort.signal.aborted && (this.#mode === 'off' || this.#synced)
+  }
+
+  /**
+   * Starts syncing and resolves after the initial LIST (at once in `off` mode). It never rejects: API failures are
+   * logged and retried in the background with backoff while ready() stays false, so a readiness probe (not a
+   * crash loop) reports the outage. It also resolves when stop() comes first; check ready() after awaiting it.
+   */
+  start(): Promise<void> {
+    if (this.#mode === 'off') return Promise.resolve()
+    this.#running ??= this.#run()
+    return this.#syncedOnce
+  }
+
+  /** Aborts the watch, any request and backoff timer, and resolves when the sync loop has ended. */
+  async stop(): Promise<void> {
+    this.#abort.abort()
+    await this.#running
+    this.#onSynced()
+  }
+
+  /** Looks up a ServiceAccount (see {@link ServiceAccountSource.get}). */
+  async get(namespace: string, name: string): Promise<ServiceAccount | undefined> {
+    if (this.#mode === 'watch') {
+      const cached = this.#store.get(namespace, name)
+      if (cached) {
+        this.#lookups.inc({ source: 'cache', result: 'found' })
+        return cached
+      }
+      const until = this.#notFound.get(`${namespace}/${name}`)
+      if (until !== undefined && this.#now() < until) {
+        this.#lookups.inc({ source: 'cache', result: 'not_found' })
+        return undefined
+      }
+    }
+    try {
+      const sa = await this.#fetch(namespace, name)
+      this.#lookups.inc({ source: 'api', result: sa ? 'found' : 'not_found' })
+      return sa
+    } catch (e) {
+      this.#lookups.inc({ source: 'api', result: 'error' })
+      throw e
+    }
+  }
+
+  /** One live GET per name at a time; concurrent lookups share it. */
+  #fetch(namespace: string, name: string): Promise<ServiceAccount | undefined> {
+    const key = `${namespace}/${name}`
+    const shared = this.#inflight.get(key)
+    if (shared) return shared
+    const request = this.#api.get(namespace, name, this.#lookupTimeoutMs, this.#abort.signal).then(
+      sa => {
+        if (!sa && this.#mode === 'watch') this.#rememberNotFound(key)
+        return sa
+      },
+      (e: unknown) => {
+        const reason = e instanceof Error ? e.message : String(e)
+        throw new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`, { cause: e })
+      },
+    )
+    const done = request.finally(() => this.#inflight.delete(key))
+    this.#inflight.set(key, done)
+    return done
+  }
+
+  #rememberNotFound(key: string): void {
+    // Only briefly: the ServiceAccount may be created right after, and the watch may not have delivered it yet.
+    this.#notFound.delete(key)
+    if (this.#notFound.size >= this.#maxNotFound) this.#notFound.delete(this.#notFound.keys().next().value!)
+    this.#notFound.set(key, this.#now() + this.#notFoundTtlMs)
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal
+    let needList = true
+    let failures = 0
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.#list(signal)
+          needList = false
+        }
+        await this.#api.watch(
+          { resourceVersion: this.#resourceVersion, timeoutSeconds: this.#watchTimeoutSeconds + Math.floor(this.#random() * this.#watchTimeoutSeconds), signal },
+          {
+            onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
+            onResourceVersion: rv => (this.#resourceVersion = rv),
+          },
+        )
+        if (signal.aborted) break
+        failures = 0
+        this.#watchRestarts.inc({ reason: 'timeout' })
+        this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
+      } catch (e) {
+        if (signal.aborted) break
+        const reason = e instanceof Error ? e.message : String(e)
+        if (isGone(e)) {
+          // The resourceVersion (or a continue token) fell out of the server's history: only a fresh LIST can
+          // restore a consistent copy.
+          if (!needList) this.#watchRestarts.inc({ reason: 'gone' })
+          needList = true
+          this.#log.info('ServiceAccount resourceVersion expired (410 Gone); listing again', { reason })
+          continue
+        }
+        if (!needList) this.#watchRestarts.inc({ reason: 'error' })
+        failures++
+        const delay = this.#delay(failures)
+        this.#log.warn(needList ? 'ServiceAccount list failed; retrying' : 'ServiceAccount watch failed; reconnecting', { reason, retryInMs: Math.round(delay) })
+        await sleep(delay, undefined, { signal }).catch(() => {})
+      }
+    }
+  }
+
+  async #list(signal: AbortSignal): Promise<void> {
+    const started = this.#now()
+    const fresh = new ServiceAccountStore()
+    if (this.#synced) this.#relists.inc()
+    this.#resourceVersion = await this.#api.list(this.#pageSize, signal, sa => fresh.set(sa))
+    // Swap only after a complete list, so lookups keep being answered from the old copy meanwhile.
+    this.#store = fresh
+    this.#log.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#now() - started })
+    this.#synced = true
+    this.#onSynced()
+  }
+
+  /** Capped exponential backoff with jitter in [½, 1] of the step, so many webhooks do not reconnect in step. */
+  #delay(failures: number): number {
+    const step = Math.min(this.#backoff.max, this.#backoff.initial * 2 ** (failures - 1))
+    return step / 2 + (this.#random() * step) / 2
+  }
+}
