@@ -1,0 +1,301 @@
+/**
+ * A throwaway Kubernetes control plane for the end-to-end tier: etcd and a real kube-apiserver on loopback, on
+ * free ports, with certificates, keys and tokens made for the run in a private temporary folder. There is no
+ * controller-manager and no kubelet: the API server stores Pods but nothing runs them, which is all an admission
+ * webhook test needs. Both processes die with the test process, however it ends.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { existsSync, openSync, closeSync, rmSync } from 'node:fs'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import type { AddressInfo, Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isObject, isString, own } from '../../lib/json.js'
+import { makeCa, makeServerCert } from '../helpers/certs.js'
+import type { CertFiles } from '../helpers/certs.js'
+import { resolveBinaries } from './binaries.js'
+import type { E2eBinaries } from './binaries.js'
+import { KubeRest } from './kube-rest.js'
+
+/** The issuer written into ServiceAccount tokens; any stable URL works, this is the in-cluster default. */
+export const serviceAccountIssuer = 'https://kubernetes.default.svc.cluster.local'
+
+/** Static-token identity of the test itself: a member of `system:masters`, so RBAC never gets in its way. */
+export const adminUser = 'e2e-admin'
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** Where binaries are looked up (`KUBE_APISERVER`, `ETCD`, `KUBEBUILDER_ASSETS`); default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** Already resolved binaries (skips the lookup). */
+  readonly binaries?: E2eBinaries
+  /** How long to wait for `/readyz` (default 120 s: two shared cores, and etcd fsyncs on a slow disk). */
+  readonly readyTimeoutMs?: number
+  /** kube-apiserver `--v` (default 1; 5 shows every webhook call). */
+  readonly apiserverVerbosity?: number
+}
+
+/** A running control plane. */
+export interface Cluster {
+  /** `https://127.0.0.1:PORT`. */
+  readonly server: URL
+  /** The run's CA: it signed the API server's serving certificate. */
+  readonly ca: CertFiles
+  /** The CA certificate as PEM, for clients that pin it. */
+  readonly caPem: Buffer
+  /** REST client acting as {@link adminUser}. */
+  readonly admin: KubeRest
+  /** Private temporary folder of this run (removed by {@link Cluster.stop}); tests may put their files here. */
+  readonly dir: string
+  /** Creates a namespace and its `default` ServiceAccount (which no controller-manager creates here). */
+  createNamespace(name: string, labels?: Readonly<Record<string, string>>): Promise<void>
+  /** A bound ServiceAccount token from the TokenRequest API, as the kubelet would mount it. */
+  tokenFor(namespace: string, serviceAccount: string, expirationSeconds?: number): Promise<string>
+  /** The last lines a component logged, for failure diagnostics. */
+  logTail(component: 'etcd' | 'kube-apiserver', lines?: number): Promise<string>
+  /** Stops the API server, then etcd (each SIGTERM, SIGKILL after a grace period), and removes {@link dir}. */
+  stop(): Promise<void>
+}
+
+// Everything started here is tracked so that an exit of any kind (crash, tap timeout, Ctrl-C) ends it.
+const liveProcesses = new Set<ChildProcess>()
+const liveDirs = new Set<string>()
+let exitHooked = false
+
+const killEverything = (): void => {
+  for (const child of liveProcesses) child.kill('SIGKILL')
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true })
+}
+
+const hookExit = (): void => {
+  if (exitHooked) return
+  exitHooked = true
+  process.once('exit', killEverything)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killEverything()
+      // Leave the signal's meaning to whoever else listens (tap does); alone, die of it as if unhandled.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    })
+  }
+}
+
+// util-linux's setpriv makes the kernel SIGKILL the child when this process dies, even by SIGKILL, where no
+// exit handler runs. Without it (non-Linux), the exit and signal handlers above are the only safety net.
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find(p => existsSync(p))
+
+/** Starts a program with its output appended to `logFile`, tracked for {@link killEverything}. */
+const startProcess = (program: string, args: readonly string[], logFile: string): ChildProcess => {
+  const fd = openSync(logFile, 'a', 0o600)
+  try {
+    const [command, argv] = setpriv === undefined ? [program, args] : [setpriv, ['--pdeathsig', 'KILL', '--', program, ...args]]
+    // A minimal environment: etcd reads ETCD_* variables as flags, and proxy variables would divert the API
+    // server's calls to the webhook on 127.0.0.1.
+    const child = spawn(command, argv, { stdio: ['ignore', fd, fd], env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } })
+    liveProcesses.add(child)
+    child.once('exit', () => liveProcesses.delete(child))
+    return child
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited after `graceMs`. */
+const stopProcess = async (child: ChildProcess, graceMs: number): Promise<void> => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
+  clearTimeout(timer)
+}
+
+/**
+ * Ports the kernel hands out for port 0, held open together so they are distinct. Another process may still take
+ * one between here and the program's bind; TLS with the run's CA makes such a mix-up fail loudly, not silently.
+ */
+const freePorts = async (count: number): Promise<number[]> => {
+  const servers: Server[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer()
+      servers.push(server)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(0, '127.0.0.1', () => resolve())
+      })
+    }
+    return servers.map(s => (s.address() as AddressInfo).port)
+  } finally {
+    await Promise.all(servers.map(s => new Promise(resolve => s.close(resolve))))
+  }
+}
+
+const runDirPrefix = 'stackit-e2e-'
+
+/** True while a process with this id exists (signal 0 only checks); EPERM means it exists but is not ours. */
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Removes run folders whose test process died by SIGKILL (where no exit handler runs; setpriv has already
+ * killed their etcd and API server), so crashed runs do not pile up keys and etcd data in the temp folder.
+ */
+const removeStaleRunDirs = async (): Promise<void> => {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(runDirPrefix)) continue
+    const dir = join(tmpdir(), name)
+    const owner = Number.parseInt(await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => ''), 10)
+    if (Number.isInteger(owner) && !alive(owner)) await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const tail = async (file: string, lines: number): Promise<string> => {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n')
+  } catch {
+    return `(no log at ${file})`
+  }
+}
+
+/**
+ * Starts etcd and kube-apiserver and resolves once the API server reports ready (`/readyz`, which includes its
+ * RBAC bootstrap). On failure, everything started is stopped again and the error carries both logs' tails.
+ */
+export const startCluster = async (options: ClusterOptions = {}): Promise<Cluster> => {
+  const binaries = options.binaries ?? await resolveBinaries(options.env ?? process.env)
+  hookExit()
+  await removeStaleRunDirs()
+  // mkdtemp makes the folder 0700: keys, tokens and etcd's data stay private to this user.
+  const dir = await mkdtemp(join(tmpdir(), runDirPrefix))
+  liveDirs.add(dir)
+  await writeFile(join(dir, 'owner.pid'), String(process.pid))
+  const logs = { etcd: join(dir, 'etcd.log'), 'kube-apiserver': join(dir, 'kube-apiserver.log') }
+  const started: ChildProcess[] = []
+
+  const stop = async (): Promise<void> => {
+    // The API server first: it would otherwise spend its shutdown retrying a vanished etcd.
+    for (const child of [...started].reverse()) await stopProcess(child, 15_000)
+    await rm(dir, { recursive: true, force: true })
+    liveDirs.delete(dir)
+  }
+
+  try {
+    const ca = await makeCa(dir, { name: 'ca' })
+    // One serving certificate for both: each listens on 127.0.0.1 only, and the API server checks etcd's.
+    const serving = await makeServerCert(dir, ca, { name: 'serving', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
+    const saKeys = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    })
+    const saKeyFile = join(dir, 'sa.key')
+    const saPubFile = join(dir, 'sa.pub')
+    await writeFile(saKeyFile, saKeys.privateKey, { mode: 0o600 })
+    await writeFile(saPubFile, saKeys.publicKey, { mode: 0o600 })
+    const adminToken = randomBytes(32).toString('hex')
+    const tokenFile = join(dir, 'tokens.csv')
+    // Static token file format: token,user,uid,"group1,group2".
+    await writeFile(tokenFile, `${adminToken},${adminUser},${adminUser},"system:masters"\n`, { mode: 0o600 })
+
+    const [etcdClientPort, etcdPeerPort, apiPort] = await freePorts(3)
+    const etcdUrl = `https://127.0.0.1:${etcdClientPort}`
+    const peerUrl = `http://127.0.0.1:${etcdPeerPort}`
+    started.push(startProcess(binaries.etcd, [
+      '--name=e2e',
+      `--data-dir=${join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      // A single member never talks to peers, but etcd binds the peer URL anyway: keep it on loopback too.
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=e2e=${peerUrl}`,
+      `--cert-file=${serving.certFile}`,
+      `--key-file=${serving.keyFile}`,
+      '--logger=zap',
+      '--log-level=warn',
+    ], logs.etcd))
+
+    started.push(startProcess(binaries.kubeApiserver, [
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${serving.certFile}`,
+      `--tls-private-key-file=${serving.keyFile}`,
+      `--etcd-servers=${etcdUrl}`,
+      `--etcd-cafile=${ca.certFile}`,
+      `--token-auth-file=${tokenFile}`,
+      '--authorization-mode=RBAC',
+      // Listed explicitly (they are also defaults) because the tests depend on exactly these.
+      '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+      `--service-account-issuer=${serviceAccountIssuer}`,
+      `--service-account-key-file=${saPubFile}`,
+      `--service-account-signing-key-file=${saKeyFile}`,
+      // Only an allocation range for Service objects stored in etcd; no traffic goes there.
+      '--service-cluster-ip-range=10.0.0.0/24',
+      // No kubelets or controllers: nothing would serve endpoints, so the API server should not maintain them.
+      '--endpoint-reconciler-type=none',
+      '--allow-privileged=true',
+      '--profiling=false',
+      `--v=${options.apiserverVerbosity ?? 1}`,
+    ], logs['kube-apiserver']))
+
+    const server = new URL(`https://127.0.0.1:${apiPort}`)
+    const caPem = await readFile(ca.certFile)
+    const admin = new KubeRest({ server, ca: caPem, token: adminToken, timeoutMs: 5_000 })
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000)
+    for (;;) {
+      for (const child of started) {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`${child === started[0] ? 'etcd' : 'kube-apiserver'} exited early (${child.exitCode ?? child.signalCode})`)
+        }
+      }
+      const ready = await admin.request('GET', '/readyz').then(r => r.status === 200, () => false)
+      if (ready) break
+      if (Date.now() > deadline) throw new Error('kube-apiserver did not become ready in time')
+      await sleep(250)
+    }
+
+    const restAdmin = new KubeRest({ server, ca: caPem, token: adminToken })
+    return {
+      server,
+      ca,
+      caPem,
+      admin: restAdmin,
+      dir,
+      async createNamespace(name, labels) {
+        await restAdmin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } })
+        await restAdmin.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } })
+      },
+      async tokenFor(namespace, serviceAccount, expirationSeconds = 3600) {
+        const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`
+        const review = await restAdmin.post(path, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds },
+        })
+        const status = own(review, 'status')
+        const token = isObject(status) ? own(status, 'token') : undefined
+        if (!isString(token) || token === '') throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`)
+        return token
+      },
+      logTail: (component, lines = 40) => tail(logs[component], lines),
+      stop,
+    }
+  } catch (e) {
+    const detail = `\n--- etcd log ---\n${await tail(logs.etcd, 20)}\n--- kube-apiserver log ---\n${await tail(logs['kube-apiserver'], 40)}`
+    await stop()
+    throw new Error(`${e instanceof Error ? e.message : String(e)}${detail}`, { cause: e })
+  }
+}
