@@ -69,7 +69,8 @@ export class Gauge implements Series {
 /** A histogram with fixed upper bounds (seconds, for durations). */
 export class Histogram implements Series {
   readonly #bounds: readonly number[]
-  readonly #values = new Map<string, { labels: Labels; buckets: number[]; sum: number; count: number }>()
+  // Buckets are kept cumulative (each counts observations ≤ its bound), as the exposition format wants them.
+  readonly #values = new Map<string, { labels: Labels; buckets: { le: number; count: number }[]; sum: number; count: number }>()
   constructor(bounds: readonly number[]) {
     this.#bounds = [...bounds].sort((a, b) => a - b)
   }
@@ -78,11 +79,10 @@ export class Histogram implements Series {
     const k = keyOf(labels)
     let s = this.#values.get(k)
     if (!s) {
-      s = { labels, buckets: this.#bounds.map(() => 0), sum: 0, count: 0 }
+      s = { labels, buckets: this.#bounds.map(le => ({ le, count: 0 })), sum: 0, count: 0 }
       this.#values.set(k, s)
     }
-    const i = this.#bounds.findIndex(b => value <= b)
-    if (i >= 0) s.buckets[i] = (s.buckets[i] ?? 0) + 1
+    for (const b of s.buckets) if (value <= b.le) b.count++
     s.sum += value
     s.count++
   }
@@ -93,11 +93,7 @@ export class Histogram implements Series {
   render(name: string): string[] {
     const out: string[] = []
     for (const s of this.#values.values()) {
-      let cumulative = 0
-      this.#bounds.forEach((b, i) => {
-        cumulative += s.buckets[i] ?? 0
-        out.push(`${name}_bucket${labelText(s.labels, ['le', num(b)])} ${cumulative}`)
-      })
+      for (const b of s.buckets) out.push(`${name}_bucket${labelText(s.labels, ['le', num(b.le)])} ${b.count}`)
       out.push(`${name}_bucket${labelText(s.labels, ['le', '+Inf'])} ${s.count}`)
       out.push(`${name}_sum${labelText(s.labels)} ${num(s.sum)}`)
       out.push(`${name}_count${labelText(s.labels)} ${s.count}`)
