@@ -164,32 +164,49 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
     logger.error('TLS certificate reload failed; keeping the certificate in service', { reason, serial: current.serial })
   }
 
+  // A writer that replaces the two files one after the other, or a half-written file, can be caught mid-update.
+  // A new broken state is therefore only judged when a later check (after the debounce period, or the next poll)
+  // still finds it, so that ordinary renewals do not count spurious failures.
+  let suspect: string | undefined
+  const reject = (state: string, e: unknown): void => {
+    if (suspect !== state) {
+      suspect = state
+      onEvent() // look again after the debounce period, even when polling is slow
+      return
+    }
+    seen = state
+    fail(e)
+  }
+
   const checkOnce = async (): Promise<void> => {
     let files: { cert: Buffer; key: Buffer }
     try {
       files = await readBoth(certFile, keyFile)
     } catch (e) {
-      // A missing file during an update is reported once per distinct error, not on every poll.
+      // Keyed by the error, so a file that stays missing is reported once, not on every poll.
       const state = `unreadable: ${String(e)}`
       if (state === seen || closed) return
-      seen = state
-      fail(e)
+      reject(state, e)
       return
     }
     const state = fingerprint(files.cert, files.key)
     // Checked after the await: close() may have run while the files were read.
     if (state === seen || closed) return
-    seen = state
-    // A writer that replaces the two files one after the other can be caught between them; that shows up as one
-    // failure here and is healed by the event or poll that follows its second write.
+    let next: TlsPair
     try {
-      const next = parsePair(certFile, keyFile, files.cert, files.key)
+      next = parsePair(certFile, keyFile, files.cert, files.key)
+    } catch (e) {
+      reject(state, e)
+      return
+    }
+    seen = state
+    try {
       options.onReload?.(next)
-      current = next
     } catch (e) {
       fail(e)
       return
     }
+    current = next
     reloads.inc({ result: 'success' })
     announce(current, 'TLS certificate reloaded')
   }
