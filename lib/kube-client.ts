@@ -23,6 +23,9 @@ export class KubeApiError extends WebhookError {
   }
 }
 
+/** The HTTP status of a failed API request, or undefined (no answer, or not an API error). */
+export const apiStatusOf = (e: unknown): number | undefined => (e instanceof KubeApiError ? e.apiStatus : undefined)
+
 /** Options of {@link KubeClient}. */
 export interface KubeClientOptions {
   readonly connection: KubeConnection
@@ -99,25 +102,26 @@ export class KubeClient {
   }
 
   /** GETs `path` and parses the JSON body. Rejects with {@link KubeApiError} for any status but 2xx. */
-  async getJson(path: string, options: RequestOptions & { verb?: 'GET' | 'LIST' }): Promise<unknown> {
+  getJson(path: string, options: RequestOptions & { verb?: 'GET' | 'LIST' }): Promise<unknown> {
     const abort = new AbortController()
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
     const timer = setTimeout(() => abort.abort(), timeoutMs)
     const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal
+    return this.#getJsonOnce(path, options.accept, options.verb ?? 'GET', signal)
+      .catch((e: unknown) => {
+        throw abort.signal.aborted ? new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e }) : e
+      })
+      .finally(() => clearTimeout(timer))
+  }
+
+  async #getJsonOnce(path: string, accept: string, verb: string, signal: AbortSignal): Promise<unknown> {
+    const res = await this.#open(path, accept, verb, signal, false)
+    const body = await this.#readBody(res, path)
+    if (res.statusCode !== 200) throw new KubeApiError(`GET ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
     try {
-      const res = await this.#open(path, options.accept, options.verb ?? 'GET', signal, false)
-      const body = await this.#readBody(res, path)
-      if (res.statusCode !== 200) throw new KubeApiError(`GET ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
-      try {
-        return JSON.parse(body)
-      } catch (e) {
-        throw new KubeApiError(`GET ${path}: the response is not JSON`, res.statusCode, { cause: e })
-      }
+      return JSON.parse(body)
     } catch (e) {
-      if (abort.signal.aborted) throw new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e })
-      throw e
-    } finally {
-      clearTimeout(timer)
+      throw new KubeApiError(`GET ${path}: the response is not JSON`, res.statusCode, { cause: e })
     }
   }
 
@@ -157,7 +161,11 @@ export class KubeClient {
           try {
             lines.push(chunk)
           } catch (e) {
-            fail(e instanceof SyntaxError ? 'an event is not JSON' : e instanceof RangeError ? e.message : 'event handler failed', e)
+            // A handler's own API error (an ERROR event, e.g. 410 Gone) reaches the caller unchanged.
+            if (e instanceof KubeApiError) {
+              res.destroy()
+              reject(e)
+            } else fail(e instanceof SyntaxError ? 'an event is not JSON' : e instanceof RangeError ? e.message : 'event handler failed', e)
           }
         })
         let ended = false
@@ -190,7 +198,7 @@ export class KubeClient {
       const req = this.#request(new URL(this.#base + path), { method: 'GET', headers, agent: this.#agent, signal }, resolve)
       req.on('error', e => {
         this.#latency.observe(Number(process.hrtime.bigint() - started) / 1e9, { verb, code: 'error' })
-        reject(new KubeApiError(`${verb === 'WATCH' ? 'WATCH' : 'GET'} ${path}: ${(e as NodeJS.ErrnoException).code ?? e.name}`, undefined, { cause: e }))
+        reject(new KubeApiError(`${verb === 'WATCH' ? 'WATCH' : 'GET'} ${path}: ${e.message}`, undefined, { cause: e }))
       })
       req.end()
     })

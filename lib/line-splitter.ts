@@ -41,6 +41,7 @@ export class LineSplitter {
     this.#pendingBytes += part.length
     if (this.#pendingBytes > this.#maxLineBytes) {
       this.#pending = []
+      this.#pendingBytes = 0
       throw new RangeError(`a line exceeds ${this.#maxLineBytes} bytes`)
     }
     this.#pending.push(part)

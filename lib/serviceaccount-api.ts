@@ -4,7 +4,7 @@
  * refuses that representation (406/415) or ignores it (answers the full kind), plain JSON is used from then on.
  */
 import { isObject, isString, own } from './json.js'
-import { KubeApiError } from './kube-client.js'
+import { KubeApiError, apiStatusOf } from './kube-client.js'
 import type { KubeClient } from './kube-client.js'
 import type { Logger } from './log.js'
 import { toServiceAccount } from './serviceaccount.js'
@@ -28,7 +28,7 @@ export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED'
 const isChangeType = (t: unknown): t is ChangeType => t === 'ADDED' || t === 'MODIFIED' || t === 'DELETED'
 
 /** True when the error is 410 Gone (expired resourceVersion or continue token): the caller must list again. */
-export const isGone = (e: unknown): boolean => e instanceof KubeApiError && e.apiStatus === 410
+export const isGone = (e: unknown): boolean => apiStatusOf(e) === 410
 
 /** What a watch reports, one call per event. */
 export interface WatchHandlers {
@@ -69,7 +69,7 @@ export class ServiceAccountApi {
     try {
       body = await this.#negotiate(accepts.object, accept => this.#client.getJson(path, { accept, timeoutMs, signal }))
     } catch (e) {
-      if (e instanceof KubeApiError && e.apiStatus === 404) return undefined
+      if (apiStatusOf(e) === 404) return undefined
       throw e
     }
     const sa = this.#checkKind(body, objectKinds, `GET ${path}`) ? toServiceAccount(body) : undefined
@@ -159,9 +159,10 @@ export class ServiceAccountApi {
     try {
       return await send(metadataType)
     } catch (e) {
-      if (!(e instanceof KubeApiError) || (e.apiStatus !== 406 && e.apiStatus !== 415)) throw e
+      const status = apiStatusOf(e)
+      if (status !== 406 && status !== 415) throw e
       this.#metadataOnly = false
-      this.#log.info('the API server does not serve metadata-only responses; using plain JSON', { status: e.apiStatus })
+      this.#log.info('the API server does not serve metadata-only responses; using plain JSON', { status })
       return send(accepts.json)
     }
   }

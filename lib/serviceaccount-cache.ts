@@ -156,7 +156,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
         return sa
       },
       (e: unknown) => {
-        const reason = e instanceof Error ? e.message : String(e)
+        // Everything ServiceAccountApi rejects with is an Error (KubeApiError or a Node network error).
+        const reason = (e as Error).message
         throw new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`, { cause: e })
       },
     )
@@ -195,7 +196,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
       } catch (e) {
         if (signal.aborted) break
-        const reason = e instanceof Error ? e.message : String(e)
+        const reason = (e as Error).message
         if (isGone(e)) {
           // The resourceVersion (or a continue token) fell out of the server's history: only a fresh LIST can
           // restore a consistent copy.

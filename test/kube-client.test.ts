@@ -41,6 +41,11 @@ t.test('a server certificate from another CA is refused', async t => {
   await t.rejects(client.getJson(saPath, { accept }), { code: 'KUBE_API', apiStatus: undefined, message: /^GET \/api\/v1\/namespaces\/team-a\/serviceaccounts\/app: / })
 })
 
+t.test('without a CA file the system roots apply, and they do not trust the fake cluster CA', async t => {
+  const fake = await withFake(t, true)
+  await t.rejects(clientFor(t, fake.url).getJson(saPath, { accept }), { code: 'KUBE_API', message: /certificate/ })
+})
+
 t.test('a path prefix of the server URL (an API proxy) is kept', async t => {
   const fake = await withFake(t)
   const client = clientFor(t, `${fake.url}/proxy/`)
@@ -99,7 +104,7 @@ t.test('a caller abort ends a GET', async t => {
   const abort = new AbortController()
   const pending = clientFor(t, fake.url).getJson(saPath, { accept, signal: abort.signal })
   abort.abort()
-  await t.rejects(pending, { code: 'KUBE_API', message: `GET ${saPath}: ABORT_ERR` })
+  await t.rejects(pending, { code: 'KUBE_API', message: `GET ${saPath}: The operation was aborted` })
 })
 
 t.test('watch: events line by line, ended by the server timeoutSeconds', async t => {
@@ -144,10 +149,13 @@ t.test('watch: abort, maxDurationMs and the header timeout', async t => {
 // Hostile or broken servers: each case is a raw handler and what the client must report.
 const hostile: [name: string, handler: http.RequestListener, call: (c: KubeClient) => Promise<unknown>, expected: RegExp][] = [
   ['body that is not JSON', (_q, s) => s.end('<html>'), c => c.getJson('/x', { accept }), /^GET \/x: the response is not JSON$/],
+  ['error body without a message', (_q, s) => s.writeHead(503).end('{"kind":"Status"}'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 503$/],
+  ['error body that is a JSON array', (_q, s) => s.writeHead(503).end('["x"]'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 503$/],
   ['error body that is not JSON', (_q, s) => s.writeHead(502).end('bad gateway'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 502$/],
   ['body over the size limit', (_q, s) => s.end('x'.repeat(5000)), c => c.getJson('/x', { accept }), /the response exceeds 1024 bytes/],
   ['connection cut inside the body', (_q, s) => s.writeHead(200, { 'Content-Length': '100' }).write('{"a', () => s.destroy()), c => c.getJson('/x', { accept }), /^GET \/x: the connection was lost$/],
-  ['refused connection', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') }, version: '0' }).getJson('/x', { accept }), /^GET \/x: ECONNREFUSED$/],
+  ['refused connection', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') }, version: '0' }).getJson('/x', { accept }), /^GET \/x: connect ECONNREFUSED 127\.0\.0\.1:1$/],
+  ['watch to a refused port', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') }, version: '0' }).watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ['watch answer cut inside an error body', (_q, s) => s.writeHead(500, { 'Content-Length': '100' }).write('{', () => s.destroy()), c => c.watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: HTTP 500$/],
   ['watch event over the line limit', (_q, s) => s.end('{"type":"' + 'x'.repeat(3000)), c => c.watch('/w', { accept, onEvent: () => {} }), /a line exceeds 1024 bytes/],
   ['watch event that is not JSON', (_q, s) => s.end('{"type":\n'), c => c.watch('/w', { accept, onEvent: () => {} }), /an event is not JSON/],
@@ -163,3 +171,12 @@ for (const [name, handler, call, expected] of hostile) {
     await t.rejects(call(client), { code: 'KUBE_API', message: expected })
   })
 }
+
+t.test('a token file with the real clock', async t => {
+  const fake = await withFake(t)
+  fake.requiredToken = 'secret'
+  const client = clientFor(t, fake.url, { connection: { server: new URL(fake.url), tokenFile: join(t.testdir({ token: 'secret' }), 'token') } })
+  t.match(await client.getJson(saPath, { accept }), { kind: 'ServiceAccount' })
+  t.match(await client.getJson(saPath, { accept }), { kind: 'ServiceAccount' })
+  t.equal(fake.requests.length, 2)
+})

@@ -107,3 +107,180 @@ t.test('watch events: MODIFIED, DELETED, and a BOOKMARK the renewed watch resume
   t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="timeout"\} 1/)
   t.notMatch(registry.render(), /serviceaccount_relists_total \d/, 'the bookmark spared a relist')
 })
+
+// 410 Gone arrives either as an ERROR event carrying a Status (the watch cache's way) or as the HTTP status itself.
+const goneCases: [name: string, inject: (fake: FakeApiServer) => void][] = [
+  ['ERROR event with a 410 Status after a connection dropped mid-event', fake => {
+    fake.dropNextWatchEvent()
+    fake.upsert(annotated('team-a', 'missed'))
+    fake.compact()
+  }],
+  ['HTTP 410 on the watch request', fake => {
+    fake.upsert(annotated('team-a', 'missed'))
+    fake.failNext('watch', 410)
+    fake.endWatches()
+  }],
+]
+for (const [name, inject] of goneCases) {
+  t.test(`410 Gone → relist: ${name}`, async t => {
+    const { fake, cache, registry } = await setup(t, [plain('team-a', 'app')])
+    await cache.start()
+    t.ok(await until(() => fake.count('watch') === 1))
+    inject(fake)
+    t.ok(await until(() => cache.size === 2), 'the relist brought in what the broken watch missed')
+    t.equal(fake.count('list'), 2)
+    t.match(registry.render(), /serviceaccount_relists_total 1\n/)
+    t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="gone"\} 1/)
+    t.equal(cache.ready(), true, 'stays ready during and after the relist')
+  })
+}
+
+t.test('5xx and dropped watches reconnect with backoff from the last resourceVersion', async t => {
+  const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')])
+  fake.failNext('list', 500)
+  await cache.start()
+  t.equal(fake.count('list'), 2, 'the failed initial LIST was retried')
+  t.ok(await until(() => fake.count('watch') === 1))
+  fake.failNext('watch', 500, 2)
+  fake.endWatches()
+  t.ok(await until(() => fake.count('watch') === 4))
+  fake.upsert(plain('team-b', 'late'))
+  t.ok(await until(() => cache.size === 2))
+  t.equal(fake.count('list'), 2, 'no relist for a 5xx')
+  t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="error"\} 2/)
+  const warnings = logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
+  t.match(warnings, [
+    { msg: 'ServiceAccount list failed; retrying', reason: /HTTP 500/, retryInMs: 2 },
+    { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 2 },
+    { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 3 },
+  ], 'exponential steps with jitter (random 0.5 → ¾ of the step)')
+})
+
+t.test('an expired continue token restarts the LIST from the beginning', async t => {
+  const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
+  fake.expireNextContinue()
+  await cache.start()
+  t.equal(cache.size, 5)
+  t.same(fake.requests.filter(r => r.kind === 'list').map(r => Boolean(r.url.searchParams.get('continue'))), [false, true, false, true])
+  t.notMatch(registry.render(), /serviceaccount_watch_restarts_total\{/, 'a list failure is not a watch restart')
+})
+
+const metaList = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1'
+const fallbacks: [support: MetadataSupport, listAccepts: string[]][] = [
+  ['reject-406', [metaList, 'application/json']],
+  ['reject-415', [metaList, 'application/json']],
+  ['ignore', [metaList]],
+]
+for (const [support, listAccepts] of fallbacks) {
+  t.test(`metadata-only representation ${support} → plain JSON from then on`, async t => {
+    const { fake, cache, logs } = await setup(t, [annotated('team-a', 'app')], {}, support)
+    await cache.start()
+    t.ok(await until(() => fake.count('watch') === 1))
+    t.match(await cache.get('team-a', 'app'), { annotations: new Map([[email, 'app@sa.stackit.cloud']]) })
+    t.match(await cache.get('team-a', 'fresh'), undefined)
+    t.same(fake.requests.slice(-2).map(r => [r.kind, r.accept]), [['watch', 'application/json'], ['get', 'application/json']])
+    t.match(logs.join(''), /using plain JSON/)
+    t.match(logs.join(''), /"metadataOnly":false/)
+    t.same(fake.requests.filter(r => r.kind === 'list').map(r => r.accept), listAccepts)
+  })
+}
+
+t.test('100 concurrent misses for one name share one GET', async t => {
+  const { fake, cache, registry } = await setup(t, [])
+  await cache.start()
+  fake.seed([annotated('team-a', 'just-created')])
+  const results = await Promise.all(Array.from({ length: 100 }, () => cache.get('team-a', 'just-created')))
+  t.equal(fake.count('get'), 1)
+  t.ok(results.every(sa => sa?.annotations.get(email) === 'just-created@sa.stackit.cloud'))
+  t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="found"\} 100/)
+  await cache.get('team-a', 'just-created')
+  t.equal(fake.count('get'), 2, 'a later miss asks again (GET results are not cached; the watch is the source of truth)')
+})
+
+t.test('a 404 is remembered briefly, then asked again', async t => {
+  const { fake, cache, clock, registry } = await setup(t, [], { notFoundTtlMs: 5000, maxNotFound: 2 })
+  await cache.start()
+  t.equal(await cache.get('team-a', 'ghost'), undefined)
+  clock.now += 4999
+  t.equal(await cache.get('team-a', 'ghost'), undefined)
+  t.equal(fake.count('get'), 1, 'remembered')
+  t.match(registry.render(), /serviceaccount_lookups_total\{source="cache",result="not_found"\} 1/)
+  clock.now += 1
+  t.equal(await cache.get('team-a', 'ghost'), undefined)
+  t.equal(fake.count('get'), 2, 'forgotten after the TTL')
+  await cache.get('team-a', 'ghost-2')
+  await cache.get('team-a', 'ghost-3')
+  await cache.get('team-a', 'ghost')
+  t.equal(fake.count('get'), 5, 'the oldest memory was evicted at the cap')
+})
+
+const lookupFailures: [name: string, inject: (fake: FakeApiServer) => void, reason: RegExp][] = [
+  ['a 500', fake => fake.failNext('get', 500), /HTTP 500: injected 500/],
+  ['a response slower than the lookup timeout', fake => fake.delayNext('get', 300), /no complete answer within 20 ms/],
+]
+for (const [name, inject, reason] of lookupFailures) {
+  t.test(`lookup fails closed on ${name}`, async t => {
+    const { fake, cache, registry } = await setup(t, [], { lookupTimeoutMs: 20 })
+    await cache.start()
+    inject(fake)
+    const e = await cache.get('team-a', 'app').catch((err: unknown) => err)
+    t.match(e, { code: 'SERVICEACCOUNT_LOOKUP_FAILED', status: 403, message: /^cannot look up ServiceAccount team-a\/app \(GET \/api\/v1\/namespaces\/team-a\/serviceaccounts\/app: / })
+    t.match((e as Error).message, reason)
+    t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="error"\} 1/)
+  })
+}
+
+t.test('cache off: ready at once, a GET per lookup, concurrent lookups shared, no 404 memory', async t => {
+  const { fake, cache } = await setup(t, [annotated('team-a', 'app')], { mode: 'off' }, 'reject-406')
+  t.equal(cache.ready(), true)
+  await cache.start()
+  t.match(await cache.get('team-a', 'app'), { name: 'app', annotations: new Map([[email, 'app@sa.stackit.cloud']]) })
+  t.same(fake.requests.map(r => r.accept), ['application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', 'application/json'], 'fell back after a 406')
+  await Promise.all([cache.get('team-a', 'app'), cache.get('team-a', 'app')])
+  t.equal(await cache.get('team-a', 'nope'), undefined)
+  t.equal(await cache.get('team-a', 'nope'), undefined)
+  t.same(fake.requests.map(r => r.kind), ['get', 'get', 'get', 'get', 'get'])
+  t.equal(cache.size, 0)
+  await cache.stop()
+  t.equal(cache.ready(), false, 'not ready once stopped')
+})
+
+const stops: [name: string, prepare: (fake: FakeApiServer) => void][] = [
+  ['during the initial LIST', fake => fake.delayNext('list', 300)],
+  ['while backing off', fake => fake.failNext('list', 500, 50)],
+  ['during a watch', () => {}],
+]
+for (const [name, prepare] of stops) {
+  t.test(`stop() ${name} ends the loop; start() resolves`, async t => {
+    const { fake, cache } = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 60_000, max: 60_000 } })
+    prepare(fake)
+    const started = cache.start()
+    t.ok(await until(() => fake.requests.length > 0))
+    await cache.stop()
+    await started
+    const seen = fake.requests.length
+    t.equal(cache.ready(), false)
+    t.ok(await until(() => true))
+    t.equal(fake.requests.length, seen, 'no request after stop')
+  })
+}
+
+t.test('defaults: page size 500, watch timeout 300–600 s, a private registry', async t => {
+  const fake = await FakeApiServer.start()
+  fake.seed([plain('team-a', 'app')])
+  const client = new KubeClient({ connection: { server: new URL(fake.url) }, version: 'test' })
+  const cache = new ServiceAccountCache({ client })
+  t.teardown(async () => {
+    await cache.stop()
+    client.close()
+    await fake.close()
+  })
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 1))
+  t.equal(fake.requests[0]?.url.searchParams.get('limit'), '500')
+  const timeout = Number(watchUrl(fake)?.get('timeoutSeconds'))
+  t.ok(timeout >= 300 && timeout < 600, `timeoutSeconds ${timeout}`)
+  t.equal(await cache.get('team-a', 'nope'), undefined)
+  t.equal(await cache.get('team-a', 'nope'), undefined)
+  t.equal(fake.count('get'), 1, '404 remembered by default')
+})

@@ -1,0 +1,45 @@
+import t from 'tap'
+import { ServiceAccountStore } from '../lib/serviceaccount-store.js'
+import type { ServiceAccount } from '../lib/serviceaccount.js'
+
+const email = 'workload-identity.stackit.cloud/service-account-email'
+const audience = 'workload-identity.stackit.cloud/audience'
+const sa = (namespace: string, name: string, annotations: [string, string][] = [], resourceVersion?: string): ServiceAccount =>
+  resourceVersion === undefined ? { namespace, name, annotations: new Map(annotations) } : { namespace, name, annotations: new Map(annotations), resourceVersion }
+
+const roundTrips: [name: string, input: ServiceAccount, expected: ServiceAccount][] = [
+  ['unannotated: stored as the sentinel, version dropped', sa('a', 'x', [], '7'), sa('a', 'x')],
+  ['annotated with a resourceVersion', sa('a', 'x', [[email, 'e@x'], [audience, 'aud']], '7'), sa('a', 'x', [[email, 'e@x'], [audience, 'aud']], '7')],
+  ['annotated without a resourceVersion', sa('a', 'x', [[email, 'e@x']]), sa('a', 'x', [[email, 'e@x']])],
+]
+for (const [name, input, expected] of roundTrips) {
+  t.test(name, async t => {
+    const store = new ServiceAccountStore()
+    store.set(input)
+    t.same(store.get('a', 'x'), expected)
+    t.equal(store.size, 1)
+  })
+}
+
+t.test('unannotated entries share one empty annotations map', async t => {
+  const store = new ServiceAccountStore()
+  store.set(sa('a', 'x'))
+  store.set(sa('b', 'y'))
+  t.equal(store.get('a', 'x')?.annotations, store.get('b', 'y')?.annotations)
+})
+
+t.test('replace, delete and size', async t => {
+  const store = new ServiceAccountStore()
+  store.set(sa('a', 'x'))
+  store.set(sa('a', 'x', [[email, 'e@x']], '2'))
+  store.set(sa('a', 'y'))
+  t.equal(store.size, 2, 'a replacement does not count twice')
+  t.equal(store.get('a', 'x')?.annotations.get(email), 'e@x')
+  store.delete('a', 'nope')
+  store.delete('nope', 'x')
+  t.equal(store.size, 2, 'deleting what is absent changes nothing')
+  store.delete('a', 'x')
+  store.delete('a', 'y')
+  t.equal(store.size, 0)
+  t.equal(store.get('a', 'x'), undefined)
+})
