@@ -1,0 +1,99 @@
+/**
+ * The admission endpoint as a plain `node:http` request listener: routing, method, content type and size checks,
+ * JSON parsing, then {@link admit}. The response is serialised before any header is written, so a failure at any
+ * step can still become a clean error status. One log line per request; never the body.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { WebhookError, isWebhookError } from './errors.js'
+import { admit, parseReview, type ReviewSummary } from './admission-review.js'
+import { readStream } from './read-stream.js'
+import type { Logger } from './log.js'
+import type { ServiceAccountSource } from './serviceaccount.js'
+import type { WebhookMetrics } from './webhook-metrics.js'
+
+/** Paths the API server may call: ours, and the reference chart's for drop-in compatibility. */
+export const admissionPaths: readonly string[] = ['/mutate', '/mutate--v1-pod']
+
+/** What the handler needs from the rest of the process. */
+export interface AdmissionHandlerOptions {
+  readonly source: ServiceAccountSource
+  readonly logger: Logger
+  readonly metrics: WebhookMetrics
+  /** Larger bodies get 413 without being buffered. */
+  readonly maxRequestBytes: number
+  /** Monotonic milliseconds, for durations. */
+  readonly now?: () => number
+}
+
+const isJsonContentType = (header: string | undefined): boolean =>
+  header !== undefined && header.split(';')[0]?.trim().toLowerCase() === 'application/json'
+
+/** Writes a short plain-text error. Never echoes anything from the request. */
+const sendError = (res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void => {
+  const body = `${message}\n`
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers })
+  res.end(body)
+}
+
+/** Parses JSON without letting the parser's message (which quotes the input) out. */
+const parseBody = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new WebhookError('BAD_REVIEW', 'request body is not valid JSON')
+  }
+}
+
+/** Creates the request listener for the admission port. */
+export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req: IncomingMessage, res: ServerResponse) => void) => {
+  const { logger, metrics, source, maxRequestBytes } = options
+  const now = options.now ?? (() => performance.now())
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, started: number): Promise<void> => {
+    let summary: ReviewSummary | undefined
+    try {
+      const path = (req.url ?? '').split('?')[0] ?? ''
+      if (!admissionPaths.includes(path)) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
+      if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
+      if (!isJsonContentType(req.headers['content-type'])) {
+        throw new WebhookError('UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json')
+      }
+      const declared = Number(req.headers['content-length'] ?? 0)
+      if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
+      const review = parseReview(parseBody(await readStream(req, maxRequestBytes, 'request body')))
+      const result = await admit(review, source)
+      summary = result.summary
+      const body = JSON.stringify(result.response)
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
+      res.end(body)
+    } catch (e) {
+      const error = isWebhookError(e) ? e : undefined
+      if (error?.code === 'BODY_TOO_LARGE') {
+        // Stop reading: the rest of the body is never buffered, and the connection closes after the answer.
+        req.pause()
+        res.shouldKeepAlive = false
+      }
+      if (!res.headersSent) sendError(res, error?.status ?? 500, error?.message ?? 'internal error')
+      logger[error ? 'warn' : 'error']('review rejected', {
+        status: error?.status ?? 500,
+        code: error?.code ?? 'INTERNAL',
+        // Only our own messages are logged; an unexpected error's text could quote request data.
+        ...(error ? { reason: error.message } : { reason: 'unexpected error' }),
+      })
+      metrics.reviews.inc({ outcome: 'error' })
+    } finally {
+      const seconds = (now() - started) / 1000
+      if (summary) {
+        metrics.reviews.inc({ outcome: summary.outcome })
+        metrics.duration.observe(seconds)
+        logger.info('review', { ...summary, durationMs: Math.round(seconds * 1e6) / 1e3 })
+      }
+    }
+  }
+
+  return (req, res) => {
+    const started = now()
+    metrics.inFlight.add(1)
+    void handle(req, res, started).finally(() => metrics.inFlight.add(-1))
+  }
+}
