@@ -15,8 +15,14 @@ type Entry = readonly string[]
 const toEntry = (sa: ServiceAccount): Entry => {
   // Nothing reads the annotations or version of an unannotated ServiceAccount, so neither is stored.
   if (sa.annotations.size === 0) return unannotated
-  const entry = [sa.resourceVersion ?? '']
-  for (const [k, v] of sa.annotations) entry.push(k, v)
+  // Sized up front: growing by push() would reserve about 17 slots (150 bytes) for a typical 3-element entry.
+  const entry = new Array<string>(1 + 2 * sa.annotations.size)
+  entry[0] = sa.resourceVersion ?? ''
+  let i = 1
+  for (const [k, v] of sa.annotations) {
+    entry[i++] = k
+    entry[i++] = v
+  }
   return entry
 }
 
