@@ -2,15 +2,11 @@
  * A throwaway Kubernetes control plane for the end-to-end tier: etcd and a real kube-apiserver on loopback, on
  * free ports, with certificates, keys and tokens made for the run in a private temporary folder. There is no
  * controller-manager and no kubelet: the API server stores Pods but nothing runs them, which is all an admission
- * webhook test needs. Both processes die with the test process, however it ends.
+ * webhook test needs. Both processes die with the test process, however it ends (see processes.ts).
  */
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { existsSync, openSync, closeSync, rmSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import type { AddressInfo, Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -20,6 +16,7 @@ import type { CertFiles } from '../helpers/certs.js'
 import { resolveBinaries } from './binaries.js'
 import type { E2eBinaries } from './binaries.js'
 import { KubeRest } from './kube-rest.js'
+import { freePorts, logTail, startProcess, stopProcess, trackDir, untrackDir } from './processes.js'
 
 /** The issuer written into ServiceAccount tokens; any stable URL works, this is the in-cluster default. */
 export const serviceAccountIssuer = 'https://kubernetes.default.svc.cluster.local'
@@ -61,80 +58,6 @@ export interface Cluster {
   stop(): Promise<void>
 }
 
-// Everything started here is tracked so that an exit of any kind (crash, tap timeout, Ctrl-C) ends it.
-const liveProcesses = new Set<ChildProcess>()
-const liveDirs = new Set<string>()
-let exitHooked = false
-
-const killEverything = (): void => {
-  for (const child of liveProcesses) child.kill('SIGKILL')
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true })
-}
-
-const hookExit = (): void => {
-  if (exitHooked) return
-  exitHooked = true
-  process.once('exit', killEverything)
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      killEverything()
-      // Leave the signal's meaning to whoever else listens (tap does); alone, die of it as if unhandled.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    })
-  }
-}
-
-// util-linux's setpriv makes the kernel SIGKILL the child when this process dies, even by SIGKILL, where no
-// exit handler runs. Without it (non-Linux), the exit and signal handlers above are the only safety net.
-const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find(p => existsSync(p))
-
-/** Starts a program with its output appended to `logFile`, tracked for {@link killEverything}. */
-const startProcess = (program: string, args: readonly string[], logFile: string): ChildProcess => {
-  const fd = openSync(logFile, 'a', 0o600)
-  try {
-    const [command, argv] = setpriv === undefined ? [program, args] : [setpriv, ['--pdeathsig', 'KILL', '--', program, ...args]]
-    // A minimal environment: etcd reads ETCD_* variables as flags, and proxy variables would divert the API
-    // server's calls to the webhook on 127.0.0.1.
-    const child = spawn(command, argv, { stdio: ['ignore', fd, fd], env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } })
-    liveProcesses.add(child)
-    child.once('exit', () => liveProcesses.delete(child))
-    return child
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** SIGTERM, then SIGKILL if the process has not exited after `graceMs`. */
-const stopProcess = async (child: ChildProcess, graceMs: number): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-  await exited
-  clearTimeout(timer)
-}
-
-/**
- * Ports the kernel hands out for port 0, held open together so they are distinct. Another process may still take
- * one between here and the program's bind; TLS with the run's CA makes such a mix-up fail loudly, not silently.
- */
-const freePorts = async (count: number): Promise<number[]> => {
-  const servers: Server[] = []
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer()
-      servers.push(server)
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(0, '127.0.0.1', () => resolve())
-      })
-    }
-    return servers.map(s => (s.address() as AddressInfo).port)
-  } finally {
-    await Promise.all(servers.map(s => new Promise(resolve => s.close(resolve))))
-  }
-}
-
 const runDirPrefix = 'stackit-e2e-'
 
 /** True while a process with this id exists (signal 0 only checks); EPERM means it exists but is not ours. */
@@ -160,25 +83,16 @@ const removeStaleRunDirs = async (): Promise<void> => {
   }
 }
 
-const tail = async (file: string, lines: number): Promise<string> => {
-  try {
-    return (await readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n')
-  } catch {
-    return `(no log at ${file})`
-  }
-}
-
 /**
  * Starts etcd and kube-apiserver and resolves once the API server reports ready (`/readyz`, which includes its
  * RBAC bootstrap). On failure, everything started is stopped again and the error carries both logs' tails.
  */
 export const startCluster = async (options: ClusterOptions = {}): Promise<Cluster> => {
   const binaries = options.binaries ?? await resolveBinaries(options.env ?? process.env)
-  hookExit()
   await removeStaleRunDirs()
   // mkdtemp makes the folder 0700: keys, tokens and etcd's data stay private to this user.
   const dir = await mkdtemp(join(tmpdir(), runDirPrefix))
-  liveDirs.add(dir)
+  trackDir(dir)
   await writeFile(join(dir, 'owner.pid'), String(process.pid))
   const logs = { etcd: join(dir, 'etcd.log'), 'kube-apiserver': join(dir, 'kube-apiserver.log') }
   const started: ChildProcess[] = []
@@ -187,7 +101,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     // The API server first: it would otherwise spend its shutdown retrying a vanished etcd.
     for (const child of [...started].reverse()) await stopProcess(child, 15_000)
     await rm(dir, { recursive: true, force: true })
-    liveDirs.delete(dir)
+    untrackDir(dir)
   }
 
   try {
@@ -290,11 +204,11 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
         if (!isString(token) || token === '') throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`)
         return token
       },
-      logTail: (component, lines = 40) => tail(logs[component], lines),
+      logTail: (component, lines = 40) => logTail(logs[component], lines),
       stop,
     }
   } catch (e) {
-    const detail = `\n--- etcd log ---\n${await tail(logs.etcd, 20)}\n--- kube-apiserver log ---\n${await tail(logs['kube-apiserver'], 40)}`
+    const detail = `\n--- etcd log ---\n${await logTail(logs.etcd, 20)}\n--- kube-apiserver log ---\n${await logTail(logs['kube-apiserver'], 40)}`
     await stop()
     throw new Error(`${e instanceof Error ? e.message : String(e)}${detail}`, { cause: e })
   }
