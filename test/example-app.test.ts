@@ -178,7 +178,9 @@ t.test('the built binary: environment in, JSON lines on stdout, exit code out', 
   const fake = await startFakeStackit(await makeServerCert(dir, ca))
   t.teardown(() => fake.close())
   const env = {
-    PATH: process.env['PATH'] ?? '',
+    // Inherited so that tap's coverage (NODE_V8_COVERAGE, NODE_OPTIONS) measures the binary too.
+    ...process.env,
+    STACKIT_REGION: 'eu01',
     // The spawned app trusts the test CA the way a Pod would trust a private CA.
     NODE_EXTRA_CA_CERTS: ca.certFile,
     STACKIT_SERVICE_ACCOUNT_EMAIL: email,
