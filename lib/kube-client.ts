@@ -71,6 +71,18 @@ const statusReason = (body: string): string => {
   }
 }
 
+/**
+ * Aborts `inner` when `outer` aborts and returns the unlink. Not AbortSignal.any(): combined with a long-lived
+ * signal (the cache's stop signal) it leaks one signal per request on Node 20 to 24 (nodejs/node#55351).
+ */
+const follow = (outer: AbortSignal | undefined, inner: AbortController): (() => void) => {
+  if (!outer) return () => {}
+  const onAbort = (): void => inner.abort()
+  if (outer.aborted) inner.abort()
+  else outer.addEventListener('abort', onAbort, { once: true })
+  return () => outer.removeEventListener('abort', onAbort)
+}
+
 /** Talks to one API server. Create one per process; {@link KubeClient.close} releases its sockets. */
 export class KubeClient {
   /** Server URL without a trailing slash; a path prefix (an API proxy) is kept. */
@@ -105,13 +117,20 @@ export class KubeClient {
   getJson(path: string, options: RequestOptions & { verb?: 'GET' | 'LIST' }): Promise<unknown> {
     const abort = new AbortController()
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
-    const timer = setTimeout(() => abort.abort(), timeoutMs)
-    const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal
-    return this.#getJsonOnce(path, options.accept, options.verb ?? 'GET', signal)
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      abort.abort()
+    }, timeoutMs)
+    const unlink = follow(options.signal, abort)
+    return this.#getJsonOnce(path, options.accept, options.verb ?? 'GET', abort.signal)
       .catch((e: unknown) => {
-        throw abort.signal.aborted ? new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e }) : e
+        throw timedOut ? new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e }) : e
       })
-      .finally(() => clearTimeout(timer))
+      .finally(() => {
+        clearTimeout(timer)
+        unlink()
+      })
   }
 
   async #getJsonOnce(path: string, accept: string, verb: string, signal: AbortSignal): Promise<unknown> {
@@ -132,23 +151,28 @@ export class KubeClient {
    */
   async watch(path: string, options: WatchOptions): Promise<void> {
     const abort = new AbortController()
+    const signal = abort.signal
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
     let timer = setTimeout(() => abort.abort(), timeoutMs)
-    const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal
+    const unlink = follow(options.signal, abort)
     let res: IncomingMessage
     try {
       res = await this.#open(path, options.accept, 'WATCH', signal, false)
     } catch (e) {
       clearTimeout(timer)
+      unlink()
       if (options.signal?.aborted) return
-      if (abort.signal.aborted) throw new KubeApiError(`WATCH ${path}: no answer within ${timeoutMs} ms`, undefined, { cause: e })
+      if (signal.aborted) throw new KubeApiError(`WATCH ${path}: no answer within ${timeoutMs} ms`, undefined, { cause: e })
       throw e
     }
-    clearTimeout(timer)
     if (res.statusCode !== 200) {
+      // The header timer stays armed while the error body is read, so a stalled body cannot hang the watch.
       const body = await this.#readBody(res, path).catch(() => '')
+      clearTimeout(timer)
+      unlink()
       throw new KubeApiError(`WATCH ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
     }
+    clearTimeout(timer)
     timer = setTimeout(() => abort.abort(), options.maxDurationMs ?? 24 * 3600_000)
     try {
       await new Promise<void>((resolve, reject) => {
@@ -181,6 +205,7 @@ export class KubeClient {
       })
     } finally {
       clearTimeout(timer)
+      unlink()
     }
   }
 

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
+import { getEventListeners } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -179,4 +180,26 @@ t.test('a token file with the real clock', async t => {
   t.match(await client.getJson(saPath, { accept }), { kind: 'ServiceAccount' })
   t.match(await client.getJson(saPath, { accept }), { kind: 'ServiceAccount' })
   t.equal(fake.requests.length, 2)
+})
+
+t.test('a long-lived caller signal keeps no listener per finished request', async t => {
+  const fake = await withFake(t)
+  const client = clientFor(t, fake.url)
+  const stop = new AbortController()
+  await Promise.all(Array.from({ length: 20 }, () => client.getJson(saPath, { accept, signal: stop.signal })))
+  fake.failNext('watch', 500)
+  await t.rejects(client.watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', { accept, signal: stop.signal, onEvent: () => {} }))
+  await client.watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', { accept, signal: stop.signal, maxDurationMs: 10, onEvent: () => {} })
+  t.equal(getEventListeners(stop.signal, 'abort').length, 0)
+})
+
+t.test('a watch error body that stalls is bounded by the request timeout', async t => {
+  const server = http.createServer((_q, s) => void s.writeHead(500, { 'Content-Length': '100' }).write('{'))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    server.closeAllConnections()
+    return new Promise(resolve => server.close(resolve))
+  })
+  const client = clientFor(t, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  await t.rejects(client.watch('/w', { accept, timeoutMs: 30, onEvent: () => {} }), { apiStatus: 500, message: 'WATCH /w: HTTP 500' })
 })
