@@ -119,10 +119,11 @@ export const loadTlsPair = async (certFile: string, keyFile: string): Promise<Tl
   return parsePair(certFile, keyFile, cert, key)
 }
 
-const readBoth = async (certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> => {
-  const [cert, key] = await Promise.all([readOne('certificate', certFile), readOne('key', keyFile)])
-  return { cert, key }
-}
+// One after the other, so that when both files are bad the certificate is always the one reported.
+const readBoth = async (certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> => ({
+  cert: await readOne('certificate', certFile),
+  key: await readOne('key', keyFile),
+})
 
 /**
  * Loads the pair (rejecting like {@link loadTlsPair} when it is unusable), then watches the files' directories
@@ -157,11 +158,11 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
   announce(current, 'TLS certificate loaded')
 
   let closed = false
+  // Only our own messages are logged: they name files and problems, never key or certificate contents.
+  const reasonOf = (e: unknown): string => (isWebhookError(e) ? e.message : 'the new certificate was rejected by the server')
   const fail = (e: unknown): void => {
     reloads.inc({ result: 'failure' })
-    // Only our own messages are logged: they name files and problems, never key or certificate contents.
-    const reason = isWebhookError(e) ? e.message : 'the new certificate was rejected by the server'
-    logger.error('TLS certificate reload failed; keeping the certificate in service', { reason, serial: current.serial })
+    logger.error('TLS certificate reload failed; keeping the certificate in service', { reason: reasonOf(e), serial: current.serial })
   }
 
   // A writer that replaces the two files one after the other, or a half-written file, can be caught mid-update.
@@ -171,6 +172,7 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
   const reject = (state: string, e: unknown): void => {
     if (suspect !== state) {
       suspect = state
+      logger.debug('TLS files changed but are not a valid pair yet; checking again', { reason: reasonOf(e) })
       onEvent() // look again after the debounce period, even when polling is slow
       return
     }

@@ -292,6 +292,25 @@ t.test('a renewed pair is swapped in without restart', async t => {
   }
 })
 
+t.test('a pair rewritten file by file is judged only once complete (no spurious failure)', async t => {
+  const dir = t.testdir()
+  await writePlain(dir, pairA)
+  // Only the watch triggers checks here, and the debounce leaves the test ample time to finish the update.
+  const { options, log, counts, reloaded } = setup(dir, { pollIntervalMs: 3_600_000, debounceMs: 300 })
+  const r = await createTlsReloader(options)
+  t.teardown(() => r.close())
+
+  await copyFile(pairB.certFile, join(dir, 'tls.crt')) // new certificate, old key: not a pair yet
+  await waitFor('the half-written update to be noticed', () => log.lines.some(l => l.level === 'debug'))
+  t.match(log.lines.filter(l => l.level === 'debug'), [{ msg: /not a valid pair yet/, reason: /does not belong to the certificate/ }])
+  t.equal(r.current().serial, pairA.serial)
+  await copyFile(pairB.keyFile, join(dir, 'tls.key'))
+  await waitFor('the completed update', () => r.current().serial === pairB.serial)
+  t.same(counts(), { success: 1, failure: 0 })
+  t.same(reloaded.map(p => p.serial), [pairB.serial])
+  t.equal(log.lines.filter(l => l.level === 'error').length, 0)
+})
+
 t.test('a broken renewal keeps the pair in service, is logged once and counted', async t => {
   const dir = t.testdir()
   const volume = await kubeletVolume(dir, pairA)
