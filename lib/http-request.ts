@@ -80,6 +80,7 @@ const tokenRun = /[A-Za-z0-9_.-]+/g
 const looksLikeJwt = (run: string): boolean => {
   const parts = run.split('.')
   // Two long base64url parts followed by a dot: a JWT header and payload (or a longer run containing one).
+  // `i + 2 < parts.length` guarantees that parts[i + 1] exists.
   return parts.some((p, i) => i + 2 < parts.length && p.length >= 8 && (parts[i + 1] as string).length >= 8)
 }
 

@@ -11,6 +11,7 @@ const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 /** The claims object of a compact JWT, not verified; undefined when `token` is not shaped like one. */
 export const unverifiedClaims = (token: string): JsonObject | undefined => {
   if (!compactJws.test(token)) return undefined
+  // The pattern above guarantees three parts, so both indexes exist.
   const [header, payload] = token.split('.')
   try {
     const h: unknown = JSON.parse(Buffer.from(header as string, 'base64url').toString('utf8'))
