@@ -58,7 +58,8 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new WebhookError('UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json')
       }
-      const declared = Number(req.headers['content-length'] ?? 0)
+      // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
+      const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
       const review = parseReview(parseBody(await readStream(req, maxRequestBytes, 'request body')))
       const result = await admit(review, source)

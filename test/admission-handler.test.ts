@@ -1,0 +1,247 @@
+// The admission endpoint over real HTTPS sockets on port 0: status codes, hostile bodies, slow clients, load.
+import t from 'tap'
+import https from 'node:https'
+import tls from 'node:tls'
+import { readFileSync } from 'node:fs'
+import { makeSelfSigned } from './helpers/certs.js'
+import { request } from './helpers/webhook-client.js'
+import { createAdmissionHandler } from '../lib/admission-handler.js'
+import { startServers, type RunningServers } from '../lib/https-server.js'
+import { loadTlsPair } from '../lib/tls-reloader.js'
+import { createLogger } from '../lib/log.js'
+import { Registry } from '../lib/metrics.js'
+import { registerWebhookMetrics } from '../lib/webhook-metrics.js'
+import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../lib/serviceaccount.js'
+
+const fixtureText = (name: string): string => readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url), 'utf8')
+const goodReview = fixtureText('admission-review-deployment-pod.json')
+const good = JSON.parse(goodReview) as { request: Record<string, unknown> & { object: { spec: Record<string, unknown> } } }
+const withRequest = (patch: Record<string, unknown>): string => JSON.stringify({ ...good, request: { ...good.request, ...patch } })
+const withPod = (patch: Record<string, unknown>): string => withRequest({ object: { ...good.request.object, ...patch } })
+const withSpec = (patch: Record<string, unknown>): string => withPod({ spec: { ...good.request.object.spec, ...patch } })
+const sentinel = 's3cr3t-sentinel'
+
+const dir = t.testdir({})
+const cert = await makeSelfSigned(dir)
+const ca = readFileSync(cert.certFile)
+const logs: string[] = []
+const registry = new Registry()
+const metrics = registerWebhookMetrics(registry, 1)
+const maxRequestBytes = 64 * 1024
+const source = new StaticServiceAccountSource(serviceAccountsFromDocument(JSON.parse(fixtureText('serviceaccounts.json')), 'fixture'))
+const servers: RunningServers = await startServers({
+  bindAddress: '127.0.0.1',
+  admission: {
+    port: 0,
+    tls: await loadTlsPair(cert.certFile, cert.keyFile),
+    minVersion: 'TLSv1.3',
+    handler: createAdmissionHandler({ source, logger: createLogger({ level: 'debug', write: l => logs.push(l) }), metrics, maxRequestBytes }),
+  },
+  plain: [],
+  timeouts: { headersMs: 500, requestMs: 5000, keepAliveMs: 5000, checkIntervalMs: 100 },
+})
+t.teardown(() => servers.drainAdmission(1000))
+const port = servers.admissionPort
+const post = (body: string | Buffer, headers: Record<string, string | number> = {}, path = '/mutate', method = 'POST') =>
+  request({ port, ca, body, headers, path, method })
+
+/** Asserts that a 200 carries a correct response for the fixture review (uid echoed, mutated). */
+const isGoodAnswer = (body: string): boolean => {
+  const r = JSON.parse(body) as { response: { uid: string; allowed: boolean; patch: string } }
+  const ops = JSON.parse(Buffer.from(r.response.patch, 'base64').toString()) as { path: string }[]
+  return r.response.uid === good.request['uid'] && r.response.allowed && ops.some(op => op.path === '/spec/volumes/1')
+}
+
+t.test('status codes', async t => {
+  type Row = [name: string, send: () => Promise<{ status: number; headers: Record<string, unknown>; body: string }>, status: number, body?: RegExp]
+  const rows: Row[] = [
+    ['good review → 200', () => post(goodReview), 200],
+    ['the API server’s ?timeout query is ignored', () => post(goodReview, {}, '/mutate?timeout=10s'), 200],
+    ['reference chart path', () => post(goodReview, {}, '/mutate--v1-pod'), 200],
+    ['charset parameter allowed', () => post(goodReview, { 'Content-Type': 'application/json; charset=utf-8' }), 200],
+    ['content type is case-insensitive', () => post(goodReview, { 'Content-Type': 'Application/JSON' }), 200],
+    ['GET → 405', () => post('', {}, '/mutate', 'GET'), 405, /use POST/],
+    ['PUT → 405', () => post(goodReview, {}, '/mutate', 'PUT'), 405],
+    ['unknown path → 404', () => post(goodReview, {}, '/validate'), 404, /POST \/mutate/],
+    ['root → 404', () => post(goodReview, {}, '/'), 404],
+    ['text/plain → 415', () => post(goodReview, { 'Content-Type': 'text/plain' }), 415, /application\/json/],
+    ['json-ish type → 415', () => post(goodReview, { 'Content-Type': 'application/json-patch+json' }), 415],
+    ['declared length over the limit → 413', () => post(Buffer.alloc(maxRequestBytes + 1, 32)), 413, /larger than 65536 bytes/],
+    ['not JSON → 400', () => post(`{"x":"${sentinel}"`), 400, /^request body is not valid JSON\n$/],
+    ['not a review → 400', () => post(JSON.stringify({ kind: 'Pod', secret: sentinel })), 400, /not an AdmissionReview/],
+  ]
+  for (const [name, send, status, body] of rows) {
+    const r = await send()
+    t.equal(r.status, status, name)
+    if (status === 405) t.equal(r.headers['allow'], 'POST', `${name}: Allow header`)
+    if (body) t.match(r.body, body, name)
+    if (status === 200) t.ok(isGoodAnswer(r.body), `${name}: correct review`)
+    t.notMatch(r.body, sentinel, `${name}: nothing echoed`)
+  }
+  const missing = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, servername: 'localhost' }, res => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end(goodReview)
+  })
+  t.equal(missing, 415, 'no content type → 415')
+})
+
+t.test('an over-limit body is not read to the end: 413 comes while the client still holds most of it back', async t => {
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, servername: 'localhost', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, res => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+      req.destroy()
+    })
+    req.on('error', e => (e.message.includes('socket hang up') || (e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)))
+    // Chunked, no declared length: the server must count while reading and stop past the limit.
+    req.write(Buffer.alloc(maxRequestBytes + 10, 32))
+  })
+  t.equal(status, 413)
+})
+
+t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted, the server keeps working', async t => {
+  const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+  const deepObject = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
+  let seed = 7
+  const garbage = Buffer.from(Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256))
+  type Row = [name: string, body: string | Buffer, status: number, allowed?: boolean]
+  const rows: Row[] = [
+    ['empty body', '', 400],
+    ['truncated review', goodReview.slice(0, goodReview.length / 2), 400],
+    ['review with trailing garbage', `${goodReview}}}`, 400],
+    ['JSON null', 'null', 400],
+    ['JSON array', '[]', 400],
+    ['JSON string', `"${sentinel}"`, 400],
+    ['JSON number', '123', 400],
+    ['JSON true', 'true', 400],
+    ['empty object', '{}', 400],
+    ['binary garbage', garbage, 400],
+    ['byte order mark', `\uFEFF${goodReview}`, 400],
+    ['1000-deep arrays', deep(1000), 400],
+    ['100000-deep arrays', deep(30000), 400],
+    ['1000-deep objects', deepObject(1000), 400],
+    ['apiVersion a number', JSON.stringify({ ...good, apiVersion: 1 }), 400],
+    ['apiVersion only in __proto__', `{"__proto__":{"apiVersion":"admission.k8s.io/v1"},"kind":"AdmissionReview","request":{"uid":"u"}}`, 400],
+    ['request null', JSON.stringify({ ...good, request: null }), 400],
+    ['request an array', JSON.stringify({ ...good, request: [] }), 400],
+    ['uid missing', withRequest({ uid: undefined }), 400],
+    ['uid an object', withRequest({ uid: { $gt: '' } }), 400],
+    ['uid huge number', goodReview.replace(/"uid": "[^"]+"/, '"uid": 1e999'), 400],
+    ['uid 10,000 characters', withRequest({ uid: 'u'.repeat(10000) }), 400],
+    ['uid with NUL', withRequest({ uid: 'a\u0000b' }), 400],
+    ['uid invalid UTF-8', Buffer.concat([Buffer.from(goodReview.slice(0, goodReview.indexOf('705ab4f5'))), Buffer.from([0xff, 0xfe]), Buffer.from(goodReview.slice(goodReview.indexOf('705ab4f5')))]), 400],
+    ['object a string', withRequest({ object: sentinel }), 200, false],
+    ['namespace a number', withRequest({ namespace: 42 }), 200, false],
+    ['containers an object', withSpec({ containers: { a: 1 } }), 200, false],
+    ['container null', withSpec({ containers: [null] }), 200, false],
+    ['env a number', withSpec({ containers: [{ name: 'a', env: 5 }] }), 200, false],
+    ['volumeMount without path', withSpec({ containers: [{ name: 'a', volumeMounts: [{ name: 'x' }] }] }), 200, false],
+    ['spec null', withPod({ spec: null }), 200, false],
+    ['operation a number', withRequest({ operation: 123 }), 200, true],
+    ['kind a string', withRequest({ kind: 'Pod' }), 200, true],
+    ['prototype keys in the Pod', withPod({ metadata: JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"generateName":"x-"}') }), 200, true],
+    ['1000-deep unknown field', goodReview.replace('"dnsPolicy"', `"future":${deepObject(1000)},"dnsPolicy"`), 200, true],
+    ['huge number in an unknown field', goodReview.replace('"dnsPolicy"', '"future":1e999,"dnsPolicy"'), 200, true],
+    ['duplicate keys (last wins)', goodReview.replace('"operation": "CREATE"', '"operation": "DELETE", "operation": "CREATE"'), 200, true],
+    ['unicode everywhere', withPod({ metadata: { generateName: 'ünï-😀-', annotations: { 'x/y': '\u2028\u2029' } } }), 200, true],
+  ]
+  t.ok(rows.length >= 30, `${rows.length} hostile bodies`)
+  for (const [name, body, status, allowed] of rows) {
+    const r = await post(body)
+    t.equal(r.status, status, name)
+    t.notMatch(r.body, sentinel, `${name}: nothing echoed`)
+    if (status === 200) t.equal((JSON.parse(r.body) as { response: { allowed: boolean } }).response.allowed, allowed, `${name}: allowed`)
+    else t.ok(r.body.length < 200, `${name}: short error body`)
+  }
+  t.equal(({} as Record<string, unknown>)['isAdmin'], undefined, 'Object.prototype not polluted')
+  t.equal(({} as Record<string, unknown>)['apiVersion'], undefined, 'Object.prototype not polluted')
+  const after = await post(goodReview)
+  t.equal(after.status, 200)
+  t.ok(isGoodAnswer(after.body), 'a good review is still answered correctly')
+  t.notOk(logs.some(l => l.includes(sentinel)), 'no request content in any log line')
+  t.notOk(logs.some(l => l.includes('"level":"error"')), 'no error logged for hostile input')
+})
+
+t.test('one log line per review with identifiers and duration, never values', async t => {
+  logs.length = 0
+  await post(goodReview)
+  const lines = logs.map(l => JSON.parse(l) as Record<string, unknown>)
+  t.equal(lines.length, 1)
+  t.match(lines[0], { level: 'info', msg: 'review', uid: good.request['uid'], namespace: 'team-a', pod: 'web-7d9f8c-', serviceAccount: 'app-sa', outcome: 'mutated', durationMs: Number })
+  t.notMatch(logs[0], /app-1a2b3c@sa\.stackit\.cloud|LOG_LEVEL|nginx/, 'no e-mail, env or image')
+})
+
+t.test('2,000 reviews at concurrency 64 over keep-alive: every answer correct, nothing logged as error', async t => {
+  logs.length = 0
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca })
+  const sockets = new Set<unknown>()
+  let done = 0
+  let correct = 0
+  const worker = async (): Promise<void> => {
+    while (done < 2000) {
+      done++
+      const r = await request({ port, agent, body: goodReview })
+      if (r.status === 200 && isGoodAnswer(r.body)) correct++
+    }
+  }
+  agent.on('free', socket => sockets.add(socket))
+  await Promise.all(Array.from({ length: 64 }, worker))
+  agent.destroy()
+  t.equal(correct, 2000)
+  t.ok(sockets.size <= 64, `connections reused (${sockets.size} sockets)`)
+  t.equal(logs.filter(l => !l.includes('"msg":"review"')).length, 0, 'only review lines logged')
+  t.equal(metrics.inFlight.get(), 0, 'in-flight gauge back to zero')
+  t.ok(metrics.reviews.get({ outcome: 'mutated' }) >= 2000)
+})
+
+t.test('slow-loris: a client trickling its headers is cut off by the header timeout', async t => {
+  const header = 'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: ' + 'x'.repeat(200)
+  const result = await new Promise<{ sent: number; reply: string }>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      let sent = 0
+      const timer = setInterval(() => {
+        if (socket.destroyed || sent >= header.length) return
+        socket.write(header[sent++] as string)
+      }, 50)
+      let reply = ''
+      socket.on('data', d => (reply += String(d)))
+      socket.on('close', () => {
+        clearInterval(timer)
+        resolve({ sent, reply })
+      })
+    })
+    socket.on('error', reject)
+  })
+  t.ok(result.sent < 200, `connection closed after ${result.sent} of ${200 + 60} header bytes`)
+  t.match(result.reply, /^HTTP\/1\.1 408/, 'answered 408 Request Timeout')
+})
+
+t.test('a failing lookup is a denial; an unexpected failure is a 500 without detail', async t => {
+  const handler = (source: Parameters<typeof createAdmissionHandler>[0]['source']) => createAdmissionHandler({
+    source,
+    logger: createLogger({ level: 'debug', write: l => logs.push(l) }),
+    metrics: registerWebhookMetrics(new Registry(), 1),
+    maxRequestBytes,
+  })
+  const pair = await loadTlsPair(cert.certFile, cert.keyFile)
+  type Row = [name: string, source: Parameters<typeof handler>[0], status: number, body: RegExp]
+  const rows: Row[] = [
+    ['lookup throws', { get: () => { throw new TypeError(`boom ${sentinel}`) }, ready: () => true }, 200, /could not be looked up: unexpected lookup error/],
+    // A source that breaks its contract (annotations not a map) makes the decision itself throw: a bug, so 500.
+    ['decision throws', { get: () => Promise.resolve({ namespace: 'team-a', name: 'app-sa', annotations: null as unknown as ReadonlyMap<string, string> }), ready: () => true }, 500, /^internal error\n$/],
+  ]
+  for (const [name, source, status, body] of rows) {
+    const s = await startServers({ bindAddress: '127.0.0.1', admission: { port: 0, tls: pair, minVersion: 'TLSv1.3', handler: handler(source) }, plain: [] })
+    logs.length = 0
+    const r = await request({ port: s.admissionPort, ca, body: goodReview })
+    await s.drainAdmission(1000)
+    t.equal(r.status, status, name)
+    t.match(r.body, body, name)
+    t.notOk(logs.some(l => l.includes(sentinel)), `${name}: the error text is not logged`)
+    if (status === 500) t.match(logs.join(''), /"level":"error","msg":"review rejected","status":500,"code":"INTERNAL","reason":"unexpected error"/, `${name}: logged as an error`)
+  }
+})

@@ -1,0 +1,87 @@
+/**
+ * Test helpers for the admission server: an HTTPS request helper and a spawned `serve` process whose bound ports
+ * are read from its "listening" log line.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import https from 'node:https'
+import http from 'node:http'
+import { fileURLToPath } from 'node:url'
+
+/** The built CLI. */
+export const binPath = fileURLToPath(new URL('../../bin/stackit-pod-identity-webhook.js', import.meta.url))
+
+/** A response as tests look at it. */
+export interface Reply {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+}
+
+/** Options of {@link request}. */
+export interface RequestOptions {
+  port: number
+  ca?: Buffer | string
+  method?: string
+  path?: string
+  headers?: Record<string, string | number>
+  body?: string | Buffer
+  agent?: https.Agent | http.Agent
+  plain?: boolean
+}
+
+/** One HTTP(S) request to 127.0.0.1; resolves with status, headers and body. */
+export const request = (o: RequestOptions): Promise<Reply> =>
+  new Promise((resolve, reject) => {
+    const lib = o.plain ? http : https
+    const req = lib.request({
+      host: '127.0.0.1',
+      servername: 'localhost',
+      port: o.port,
+      method: o.method ?? 'POST',
+      path: o.path ?? '/mutate',
+      headers: { 'Content-Type': 'application/json', ...o.headers },
+      ...(o.ca ? { ca: o.ca } : {}),
+      ...(o.agent ? { agent: o.agent } : {}),
+    }, res => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(o.body)
+  })
+
+/** A spawned `serve` process. */
+export interface ServeProcess {
+  child: ChildProcessWithoutNullStreams
+  ports: { admission: number; health: number; metrics: number }
+  /** Every stderr line so far (JSON log lines). */
+  lines: string[]
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>
+}
+
+/** Spawns `serve` with `args`; resolves once it logs "listening", rejects if it exits first. */
+export const startServe = (args: readonly string[]): Promise<ServeProcess> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, 'serve', '--bind-address', '127.0.0.1', '--port', '0', '--health-port', '0', '--metrics-port', '0', ...args])
+    const lines: string[] = []
+    let buffered = ''
+    const exited = new Promise<number | null>(r => child.on('exit', code => r(code)))
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (d: string) => {
+      buffered += d
+      const parts = buffered.split('\n')
+      buffered = parts.pop() ?? ''
+      for (const line of parts) {
+        lines.push(line)
+        if (line.includes('"msg":"listening"')) {
+          const l = JSON.parse(line) as { admissionPort: number; healthPort: number; metricsPort: number }
+          resolve({ child, ports: { admission: l.admissionPort, health: l.healthPort, metrics: l.metricsPort }, lines, exited })
+        }
+      }
+    })
+    void exited.then(code => reject(new Error(`serve exited with ${String(code)} before listening: ${lines.join('\n')}${buffered}`)))
+  })
