@@ -7,6 +7,8 @@ import { isObject, own } from '../../lib/json.js'
 import { startCluster } from './cluster.js'
 import { KubeRestError } from './kube-rest.js'
 
+// Starting the control plane takes seconds, more on a busy machine: more than tap's default 30 s per file.
+t.setTimeout(300_000)
 const cluster = await startCluster()
 t.teardown(() => cluster.stop())
 
