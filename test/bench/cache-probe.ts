@@ -1,0 +1,118 @@
+/**
+ * The ServiceAccount cache at scale, measured in a process of its own (started with --expose-gc) against the
+ * fake API server that run.ts hosts. Two modes, each in a fresh process so neither inherits the other's heap:
+ * - `cache`: the real ServiceAccountCache: initial sync time, memory added per ServiceAccount, lookup latency.
+ * - `floor`: what any cache must at least do: fetch and JSON.parse the same paginated metadata-only LIST and keep
+ *   only the namespace/name pairs (a two-level Map of names), and look names up in a flat Map.
+ *
+ * Usage: node --expose-gc cache-probe.js cache|floor URL COUNT LOOKUPS → one JSON line on stdout.
+ */
+import http from 'node:http'
+import { KubeClient } from '../../lib/kube-client.js'
+import { ServiceAccountCache } from '../../lib/serviceaccount-cache.js'
+import { accepts, serviceAccountsPath } from '../../lib/serviceaccount-api.js'
+import { version } from '../../lib/version.js'
+
+/** Figures of one probe run. */
+export interface CacheProbeResult {
+  readonly held: number
+  readonly syncMs: number
+  readonly rssBytesPerServiceAccount: number
+  readonly heapBytesPerServiceAccount: number
+  readonly lookupNs: number
+}
+
+const [mode, url, countText, lookupsText] = process.argv.slice(2)
+const count = Number(countText)
+const lookups = Number(lookupsText)
+const gc = (globalThis as { gc?: () => void }).gc
+if ((mode !== 'cache' && mode !== 'floor') || !url || !(count > 0) || !(lookups > 0) || !gc) {
+  process.stderr.write('usage: node --expose-gc cache-probe.js cache|floor URL COUNT LOOKUPS\n')
+  process.exit(2)
+}
+
+/** Settles the heap so before/after figures compare live data, not garbage. */
+const memory = (): { rss: number; heap: number } => {
+  for (let i = 0; i < 4; i++) gc()
+  const m = process.memoryUsage()
+  return { rss: m.rss, heap: m.heapUsed }
+}
+
+/** Existing names in random order (the same naming as workloads.clusterServiceAccounts), fixed seed. */
+const lookupKeys = (): Array<[string, string]> => {
+  let seed = 12345
+  const keys: Array<[string, string]> = []
+  for (let k = 0; k < Math.min(lookups, 10_000); k++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    const i = seed % count
+    keys.push([`team-${String(Math.floor(i / 10)).padStart(5, '0')}`, `app-${i}`])
+  }
+  return keys
+}
+
+/** Mean nanoseconds per awaited lookup over `lookups` calls; throws if any name is missing. */
+const timeLookups = async (get: (ns: string, name: string) => Promise<unknown>): Promise<number> => {
+  const keys = lookupKeys()
+  for (const [ns, name] of keys) if ((await get(ns, name)) === undefined) throw new Error(`${ns}/${name} not found`)
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < lookups; i++) {
+    const [ns, name] = keys[i % keys.length]!
+    await get(ns, name)
+  }
+  return Number(process.hrtime.bigint() - start) / lookups
+}
+
+/** Fetches every LIST page as the cache does (metadata only, 500 per page) and hands each parsed item over. */
+const listPages = async (onItem: (item: { metadata: { namespace: string; name: string } }) => void): Promise<void> => {
+  const agent = new http.Agent({ keepAlive: true })
+  let cont = ''
+  do {
+    const page = await new Promise<string>((resolve, reject) => {
+      const q = `limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`
+      http.get(`${url}${serviceAccountsPath}?${q}`, { agent, headers: { accept: accepts.list } }, res => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks).toString('utf8'))).on('error', reject)
+      }).on('error', reject)
+    })
+    const list = JSON.parse(page) as { metadata: { continue?: string }; items: Array<{ metadata: { namespace: string; name: string } }> }
+    for (const item of list.items) onItem(item)
+    cont = list.metadata.continue ?? ''
+  } while (cont)
+  agent.destroy()
+}
+
+const runCache = async (): Promise<CacheProbeResult> => {
+  const client = new KubeClient({ connection: { server: new URL(url) }, version })
+  const cache = new ServiceAccountCache({ client })
+  const before = memory()
+  const started = performance.now()
+  await cache.start()
+  const syncMs = performance.now() - started
+  const after = memory()
+  const lookupNs = await timeLookups((ns, name) => cache.get(ns, name))
+  const held = cache.size
+  await cache.stop()
+  client.close()
+  return { held, syncMs, rssBytesPerServiceAccount: (after.rss - before.rss) / held, heapBytesPerServiceAccount: (after.heap - before.heap) / held, lookupNs }
+}
+
+const runFloor = async (): Promise<CacheProbeResult> => {
+  const names = new Map<string, Map<string, true>>()
+  let held = 0
+  const before = memory()
+  const started = performance.now()
+  await listPages(({ metadata: { namespace, name } }) => {
+    let inNs = names.get(namespace)
+    if (!inNs) names.set(namespace, (inNs = new Map()))
+    inNs.set(name, true)
+    held++
+  })
+  const syncMs = performance.now() - started
+  const after = memory()
+  const flat = new Map<string, true>()
+  for (const [ns, inNs] of names) for (const name of inNs.keys()) flat.set(`${ns}/${name}`, true)
+  const lookupNs = await timeLookups(async (ns, name) => flat.get(`${ns}/${name}`))
+  return { held, syncMs, rssBytesPerServiceAccount: (after.rss - before.rss) / held, heapBytesPerServiceAccount: (after.heap - before.heap) / held, lookupNs }
+}
+
+process.stdout.write(JSON.stringify(await (mode === 'cache' ? runCache() : runFloor())) + '\n')
