@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { WebhookError, isWebhookError } from './errors.js'
 import { admit, parseReview, type ReviewSummary } from './admission-review.js'
 import { readStream } from './read-stream.js'
+import { requestPath } from './https-server.js'
 import type { Logger } from './log.js'
 import type { ServiceAccountSource } from './serviceaccount.js'
 import type { WebhookMetrics } from './webhook-metrics.js'
@@ -52,8 +53,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
   const handle = async (req: IncomingMessage, res: ServerResponse, started: number): Promise<void> => {
     let summary: ReviewSummary | undefined
     try {
-      const path = (req.url ?? '').split('?')[0] ?? ''
-      if (!admissionPaths.includes(path)) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
+      if (!admissionPaths.includes(requestPath(req))) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
       if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new WebhookError('UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json')

@@ -1,5 +1,6 @@
 /**
  * A small, strict command-line flag parser: `--name value`, `--name=value`, repeatable flags, boolean switches.
+ * A single-valued flag given twice takes its last value.
  * Unknown flags and missing values are USAGE errors that name the flag and point at --help.
  */
 import { WebhookError } from './errors.js'
@@ -53,8 +54,9 @@ export const parseArgs = (argv: readonly string[], specs: Readonly<Record<string
       value = next
       i++
     }
+    // A repeated single-valued flag takes its last value (as Go's flag package does), so a deployment can
+    // override a default argument by appending to the list.
     if (spec.kind === 'list') lists.set(name, [...(lists.get(name) ?? []), value])
-    else if (strings.has(name)) return usage(`--${name} given twice`)
     else strings.set(name, value)
   }
   return { strings, lists, booleans, positional }

@@ -88,8 +88,15 @@ const applyTimeouts = (server: http.Server, t: ServerTimeouts): void => {
   server.keepAliveTimeout = t.keepAliveMs
 }
 
+/** The request's path without its query (the API server calls webhooks with `?timeout=10s`). */
+export const requestPath = (req: http.IncomingMessage): string => {
+  const url = String(req.url)
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
+}
+
 const routeHandler = (routes: ReadonlyMap<string, Listener>): Listener => (req, res) => {
-  const route = routes.get((req.url ?? '').split('?')[0] ?? '')
+  const route = routes.get(requestPath(req))
   if (route) return route(req, res)
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' })
   res.end('not found\n')

@@ -7,3 +7,17 @@ export { WorkloadIdentityClient, refreshMarginMs, workloadJwtAssertionType } fro
 export type { WorkloadIdentityClientOptions } from './workload-identity-client.js'
 export { defaultFederatedTokenFile, resolveWorkloadIdentityConfig } from './workload-identity-config.js'
 export type { Env, WorkloadIdentityConfig, WorkloadIdentityOptions } from './workload-identity-config.js'
+
+// Errors: every failure carries one code from a closed set.
+export { WebhookError, isWebhookError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+
+// The webhook's pure core, for tools that want to mutate Pods the way the webhook does.
+export { admit, decidePod, parseReview, reviewPod } from './admission-review.js'
+export type { Admission, PodDecision, ReviewSummary } from './admission-review.js'
+export { resolveIdentity } from './identity-config.js'
+export type { IdentityConfig, IdentityDecision } from './identity-config.js'
+export { mutatePod } from './mutate-pod.js'
+export { StaticServiceAccountSource, serviceAccountsFromDocument } from './serviceaccount.js'
+export type { ServiceAccount, ServiceAccountSource } from './serviceaccount.js'
+export { annotationPrefix, envNames, keys, volumeName } from './annotations.js'

@@ -82,7 +82,7 @@ export const resolveKubeConnection = async (options: KubeConnectionOptions): Pro
     const host = options.env['KUBERNETES_SERVICE_HOST']
     const port = options.env['KUBERNETES_SERVICE_PORT']
     if (!host || !port) {
-      throw new WebhookError('USAGE', 'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server, or --serviceaccount-cache=off with --service-account')
+      throw new WebhookError('USAGE', 'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server URL, or --service-account FILE for offline mode')
     }
     server = parseServer(`https://${urlHost(host)}:${port}`)
     tokenFile ??= join(dir, 'token')
