@@ -1,0 +1,114 @@
+/**
+ * Runs the real webhook (`dist/bin/stackit-pod-identity-webhook.js serve`) as a child process with the flags an
+ * operator would pass, reads the ports it bound from its `listening` log line, and waits for `/readyz` (which
+ * turns 200 only once the ServiceAccount cache has synced against the API server).
+ */
+import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import http from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isObject, own } from '../../lib/json.js'
+import { logTail, startProcess, stopProcess } from './processes.js'
+
+/** The CLI as built by `tsc -p .`; this file is compiled to dist/test/e2e/. */
+export const webhookBin = fileURLToPath(new URL('../../bin/stackit-pod-identity-webhook.js', import.meta.url))
+
+/** How to start one webhook process. */
+export interface WebhookProcessOptions {
+  /** The test API server. */
+  readonly apiServer: URL
+  /** CA that signed the API server's certificate. */
+  readonly apiCaFile: string
+  /** Bearer token file of the webhook's ServiceAccount. */
+  readonly apiTokenFile: string
+  /** Folder with `tls.crt` and `tls.key` (swapped on disk for rotation tests). */
+  readonly certDir: string
+  /** Admission port; 0 (default) lets the kernel choose, a restart passes the previous port. */
+  readonly port?: number
+  /** Where stdout and stderr go (JSON lines). */
+  readonly logFile: string
+  /** Further flags, appended last. */
+  readonly extraArgs?: readonly string[]
+  /** How long to wait for the `listening` line and then `/readyz` (default 60 s). */
+  readonly readyTimeoutMs?: number
+}
+
+/** A started webhook. */
+export interface WebhookProcess {
+  readonly child: ChildProcess
+  readonly admissionPort: number
+  readonly healthPort: number
+  readonly metricsPort: number
+  /** SIGTERM (the webhook drains in-flight reviews), SIGKILL after 15 s; resolves to the exit code. */
+  stop(): Promise<number | null>
+}
+
+/** The `listening` line's ports, once the process has logged it. */
+const listeningPorts = async (logFile: string): Promise<{ admission: number; health: number; metrics: number } | undefined> => {
+  const text = await readFile(logFile, 'utf8').catch(() => '')
+  for (const line of text.split('\n')) {
+    let entry: unknown
+    try {
+      entry = JSON.parse(line)
+    } catch {
+      continue
+    }
+    if (!isObject(entry) || own(entry, 'msg') !== 'listening') continue
+    const [admission, health, metrics] = ['admissionPort', 'healthPort', 'metricsPort'].map(k => own(entry, k))
+    if (typeof admission === 'number' && typeof health === 'number' && typeof metrics === 'number') return { admission, health, metrics }
+  }
+  return undefined
+}
+
+const readyz = (port: number): Promise<number> =>
+  new Promise(resolve => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: 2_000 }, res => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(0))
+  })
+
+/** Starts the webhook and resolves once it is ready to admit Pods. */
+export const startWebhookProcess = async (options: WebhookProcessOptions): Promise<WebhookProcess> => {
+  const child = startProcess(process.execPath, [
+    webhookBin,
+    'serve',
+    // Loopback only: the test API server is the only client, and nothing else on the machine should reach it.
+    '--bind-address', '127.0.0.1',
+    '--port', String(options.port ?? 0),
+    '--health-port', '0',
+    '--metrics-port', '0',
+    '--cert-dir', options.certDir,
+    '--api-server', options.apiServer.href.replace(/\/$/, ''),
+    '--api-ca-file', options.apiCaFile,
+    '--api-token-file', options.apiTokenFile,
+    '--log-level', 'debug',
+    '--shutdown-timeout', '5s',
+    ...(options.extraArgs ?? []),
+  ], options.logFile)
+  const stop = async (): Promise<number | null> => {
+    await stopProcess(child, 15_000)
+    return child.exitCode
+  }
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000)
+  try {
+    let ports: Awaited<ReturnType<typeof listeningPorts>>
+    while ((ports = await listeningPorts(options.logFile)) === undefined) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
+      if (Date.now() > deadline) throw new Error('the webhook logged no "listening" line in time')
+      await sleep(100)
+    }
+    while ((await readyz(ports.health)) !== 200) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
+      if (Date.now() > deadline) throw new Error('the webhook did not report ready in time')
+      await sleep(100)
+    }
+    return { child, admissionPort: ports.admission, healthPort: ports.health, metricsPort: ports.metrics, stop }
+  } catch (e) {
+    await stop()
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- webhook log ---\n${await logTail(options.logFile, 30)}`, { cause: e })
+  }
+}
