@@ -123,7 +123,7 @@ export const startWebhook = async (config: ServeConfig, io: ServeIO, logger: Log
   } catch (e) {
     tls.close()
     await managed.stop()
-    const code = isWebhookError(e) ? e.code : String((e as NodeJS.ErrnoException).code)
+    const code = String((e as NodeJS.ErrnoException).code) // listen() fails with a system error such as EADDRINUSE
     throw new WebhookError('USAGE', `cannot listen on ${config.bindAddress} (ports ${config.port}, ${config.healthPort}, ${config.metricsPort}): ${code}`, { cause: e })
   }
   managed.start()

@@ -123,7 +123,7 @@ t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout
 
 t.test('--help and --version', async t => {
   const rows: [args: string[], out: RegExp][] = [
-    [['--help'], /Commands:\n {2}mutate/],
+    [["--help"], /Commands:\n {2}serve .*\n {2}mutate /],
     [['help'], /Usage: stackit-pod-identity-webhook <command>/],
     [['mutate', '--help'], /Exit codes:\n {2}0 {2}allowed/],
     [['--version'], new RegExp(`^${version.replace(/\./g, '\\.')}\\n$`)],
