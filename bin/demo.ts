@@ -31,7 +31,7 @@ const fixture = join(repo, 'test', 'fixtures')
 const { config } = parseServeArgs(['--bind-address', '127.0.0.1', '--port', '0', '--health-port', '0', '--metrics-port', '0',
   '--cert-dir', dir, '--service-account', join(fixture, 'serviceaccounts.json')])
 const logger = createLogger({ level: 'info', write: line => void process.stderr.write(line) })
-const webhook = await startWebhook(config, { env: process.env, stdout: () => {}, stderr: () => {}, onSignal: () => {} }, logger)
+const webhook = await startWebhook(config, process.env, logger)
 const decode = `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).response;console.log(JSON.stringify({allowed:r.allowed,warnings:r.warnings,patch:r.patch&&JSON.parse(Buffer.from(r.patch,"base64"))},null,2))})'`
 process.stdout.write(`
 The webhook is running (offline, with the ServiceAccounts in test/fixtures/serviceaccounts.json).

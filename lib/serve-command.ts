@@ -49,9 +49,9 @@ const staticSource = async (files: readonly string[]): Promise<ManagedSource> =>
   return { source: new StaticServiceAccountSource(accounts), start() {}, stop: () => Promise.resolve() }
 }
 
-const apiSource = async (config: ServeConfig, io: ServeIO, logger: Logger, registry: Registry): Promise<ManagedSource> => {
+const apiSource = async (config: ServeConfig, env: ServeIO['env'], logger: Logger, registry: Registry): Promise<ManagedSource> => {
   const connection = await resolveKubeConnection({
-    env: io.env,
+    env,
     ...(config.apiServer !== undefined ? { apiServer: config.apiServer } : {}),
     ...(config.apiTokenFile !== undefined ? { tokenFile: config.apiTokenFile } : {}),
     ...(config.apiCaFile !== undefined ? { caFile: config.apiCaFile } : {}),
@@ -81,14 +81,14 @@ export interface Webhook {
 }
 
 /** Starts the webhook from a parsed configuration. Rejects with a WebhookError naming what prevents it. */
-export const startWebhook = async (config: ServeConfig, io: ServeIO, logger: Logger): Promise<Webhook> => {
+export const startWebhook = async (config: ServeConfig, env: ServeIO['env'], logger: Logger): Promise<Webhook> => {
   const registry = new Registry()
   const metrics = registerWebhookMetrics(registry, Math.round(Date.now() / 1000))
   let servers: RunningServers | undefined
   const tls = await createTlsReloader({ certFile: config.certFile, keyFile: config.keyFile, logger, metrics: registry, onReload: pair => servers?.setCertificate(pair) })
   let managed: ManagedSource
   try {
-    managed = config.serviceAccountFiles.length > 0 ? await staticSource(config.serviceAccountFiles) : await apiSource(config, io, logger, registry)
+    managed = config.serviceAccountFiles.length > 0 ? await staticSource(config.serviceAccountFiles) : await apiSource(config, env, logger, registry)
   } catch (e) {
     tls.close()
     throw e
@@ -169,7 +169,7 @@ export const runServe = async (argv: readonly string[], io: ServeIO): Promise<nu
   const logger = createLogger({ level: config.logLevel, write: line => io.stderr(line) })
   let webhook: Webhook
   try {
-    webhook = await startWebhook(config, io, logger)
+    webhook = await startWebhook(config, io.env, logger)
   } catch (e) {
     /* c8 ignore next -- start-up failures are WebhookErrors; anything else is a bug and must surface */
     if (!isWebhookError(e)) throw e
