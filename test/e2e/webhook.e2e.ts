@@ -312,6 +312,23 @@ t.test('a ServiceAccount created immediately before its Pod is honoured (no cach
   }
 })
 
+t.test('an annotation changed on a known ServiceAccount reaches later Pods (the real watch stream delivers it)', async t => {
+  await api.create(serviceAccount('cases', 'changing', { [keys.email]: 'before@sa.stackit.cloud' }))
+  await api.create(pod('cases', 'changing-0', 'changing'))
+  t.equal(injection(await api.get(podPath('cases', 'changing-0'))).containers.get('main')?.env.get(envNames.email), 'before@sa.stackit.cloud')
+  const patched = await api.request('PATCH', '/api/v1/namespaces/cases/serviceaccounts/changing',
+    { metadata: { annotations: { [keys.email]: 'after@sa.stackit.cloud' } } }, 'application/merge-patch+json')
+  t.equal(patched.status, 200)
+  // The cached copy is replaced by the MODIFIED event; allow the watch a moment, as a user would see it.
+  let email: unknown
+  for (let i = 1; i <= 50 && email !== 'after@sa.stackit.cloud'; i++) {
+    await api.create(pod('cases', `changing-${i}`, 'changing'))
+    email = injection(await api.get(podPath('cases', `changing-${i}`))).containers.get('main')?.env.get(envNames.email)
+    if (email !== 'after@sa.stackit.cloud') await sleep(200)
+  }
+  t.equal(email, 'after@sa.stackit.cloud', 'a later Pod carries the new email')
+})
+
 t.test('a denial reaches the client with the webhook name and our message, and nothing is stored', async t => {
   await api.create(serviceAccount('cases', 'bad-path', { [keys.email]: 'x@sa.stackit.cloud', [keys.federatedTokenFile]: '/var/run/../../etc/token' }))
   const error = await api.create(pod('cases', 'bad-path', 'bad-path')).then(() => undefined, (e: unknown) => e)
