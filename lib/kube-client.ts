@@ -57,6 +57,8 @@ export interface RequestOptions {
 export interface WatchOptions extends RequestOptions {
   /** Called once per watch event (parsed JSON, still untrusted). */
   readonly onEvent: (event: unknown) => void
+  /** Called once when the server has accepted the watch (HTTP 200), before any event. */
+  readonly onOpen?: () => void
   /** Client-side bound on the whole stream (ms); reaching it ends the watch normally. */
   readonly maxDurationMs?: number
 }
@@ -173,6 +175,7 @@ export class KubeClient {
       throw new KubeApiError(`WATCH ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
     }
     clearTimeout(timer)
+    options.onOpen?.()
     timer = setTimeout(() => abort.abort(), options.maxDurationMs ?? 24 * 3600_000)
     try {
       await new Promise<void>((resolve, reject) => {

@@ -36,6 +36,8 @@ export interface WatchHandlers {
   readonly onChange: (type: ChangeType, sa: ServiceAccount) => void
   /** The newest resourceVersion seen (every event, bookmarks included). */
   readonly onResourceVersion: (rv: string) => void
+  /** The server accepted the watch: from now on, changes stream in. */
+  readonly onOpen: () => void
 }
 
 /** Options of {@link ServiceAccountApi.watch}. */
@@ -120,6 +122,7 @@ export class ServiceAccountApi {
         accept,
         signal: request.signal,
         maxDurationMs: (request.timeoutSeconds + 30) * 1000,
+        onOpen: handlers.onOpen,
         onEvent: event => this.#onEvent(path, event, handlers),
       }),
     )

@@ -2,7 +2,9 @@
  * The ServiceAccountSource for `serve`, backed by the Kubernetes API.
  * - `watch` mode: a paginated LIST, then a WATCH from the list's resourceVersion (bookmarks on, server-side
  *   timeout, renewed), relisting on 410 Gone and reconnecting with capped, jittered exponential backoff otherwise.
- *   A miss (a ServiceAccount created a moment before its Pod) falls through to a live GET.
+ *   A miss (a ServiceAccount created a moment before its Pod) falls through to a live GET. While the watch is
+ *   broken (between a failure and the next accepted watch), the copy may be stale, so every lookup is a live GET:
+ *   an annotation added during the outage must not be missed.
  * - `off` mode: a live GET per lookup.
  * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name; a failed GET
  * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed).
@@ -70,6 +72,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
   #store = new ServiceAccountStore()
   #resourceVersion = ''
   #synced = false
+  /** True while the copy is known to follow the server: after a LIST, or once a watch is accepted. */
+  #current = false
   #running: Promise<void> | undefined
   #onSynced!: () => void
   readonly #syncedOnce = new Promise<void>(resolve => (this.#onSynced = resolve))
@@ -123,7 +127,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
 
   /** Looks up a ServiceAccount (see {@link ServiceAccountSource.get}). */
   async get(namespace: string, name: string): Promise<ServiceAccount | undefined> {
-    if (this.#mode === 'watch') {
+    if (this.#mode === 'watch' && this.#current) {
       const cached = this.#store.get(namespace, name)
       if (cached) {
         this.#lookups.inc({ source: 'cache', result: 'found' })
@@ -188,6 +192,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
           {
             onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
             onResourceVersion: rv => (this.#resourceVersion = rv),
+            onOpen: () => (this.#current = true),
           },
         )
         if (signal.aborted) break
@@ -196,6 +201,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
       } catch (e) {
         if (signal.aborted) break
+        this.#current = false
         const reason = (e as Error).message
         if (isGone(e)) {
           // The resourceVersion (or a continue token) fell out of the server's history: only a fresh LIST can
@@ -223,6 +229,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#store = fresh
     this.#log.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#now() - started })
     this.#synced = true
+    this.#current = true
     this.#onSynced()
   }
 

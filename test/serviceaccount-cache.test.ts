@@ -156,6 +156,24 @@ t.test('5xx and dropped watches reconnect with backoff from the last resourceVer
   ], 'exponential steps with jitter (random 0.5 → ¾ of the step)')
 })
 
+t.test('while the watch is broken every lookup is a live GET, so a change made meanwhile is never missed', async t => {
+  const { fake, cache, registry } = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 50, max: 50 } })
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 1))
+  t.equal((await cache.get('team-a', 'app'))?.annotations.size, 0, 'from the cache while the watch is up')
+  t.match(registry.render(), /serviceaccount_lookups_total\{source="cache",result="found"\} 1/)
+  fake.failNext('watch', 500, 1000)
+  fake.endWatches()
+  t.ok(await until(() => fake.count('watch') >= 3), 'the watch keeps failing')
+  // The annotation is added during the outage: no event can reach the cache.
+  fake.upsert(annotated('team-a', 'app'))
+  const during = await cache.get('team-a', 'app')
+  t.equal(during?.annotations.get(email), 'app@sa.stackit.cloud', 'the live GET sees the change')
+  t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="found"\} 1/)
+  fake.clearFaults()
+  t.ok(await until(async () => (await cache.get('team-a', 'app')) !== undefined && /source="cache",result="found"\} 2/.test(registry.render())), 'back to the cache once a watch is accepted')
+})
+
 t.test('an expired continue token restarts the LIST from the beginning', async t => {
   const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
   fake.expireNextContinue()

@@ -184,6 +184,11 @@ export class FakeApiServer {
     for (let i = 0; i < times; i++) this.#faults.push({ kind, status })
   }
 
+  /** Drops every injected failure not yet served. */
+  clearFaults(): void {
+    this.#faults.length = 0
+  }
+
   /** The next request of `kind` is answered only after `ms` milliseconds. */
   delayNext(kind: RequestKind, ms: number): void {
     this.#delays.push({ kind, ms })
