@@ -187,17 +187,26 @@ export class KubeRest {
 
   /**
    * Server-side applies each object in order (as `kubectl apply --server-side --force-conflicts` would), so a
-   * manifest list can be applied twice and later objects may refer to earlier ones.
+   * manifest list can be applied twice and later objects may refer to earlier ones. Returns what was stored and
+   * every warning the API server sent.
    */
-  async apply(objects: readonly unknown[], defaultNamespace?: string): Promise<JsonObject[]> {
+  async apply(objects: readonly unknown[], defaultNamespace?: string): Promise<{ objects: JsonObject[]; warnings: string[] }> {
     const stored: JsonObject[] = []
+    const warnings: string[] = []
     for (const object of objects) {
       if (!isObject(object)) throw new Error('apply: every manifest must be an object')
       const path = objectPath(object, defaultNamespace === undefined ? { withName: true } : { withName: true, defaultNamespace })
       // JSON is YAML, so the apply-patch content type takes the object as it is.
-      stored.push(await this.#expectObject('PATCH', `${path}?fieldManager=stackit-e2e&force=true`, object, 'application/apply-patch+yaml'))
+      const method = 'PATCH'
+      const target = `${path}?fieldManager=stackit-e2e&force=true`
+      const response = await this.request(method, target, object, 'application/apply-patch+yaml')
+      if (response.status < 200 || response.status > 299) throw new KubeRestError(method, target, response)
+      if (!isObject(response.body)) throw new Error(`${method} ${target}: the API server answered no JSON object`)
+      stored.push(response.body)
+      // Warnings (Pod Security for a workload's template, deprecated fields) name the object they came from.
+      warnings.push(...response.warnings.map(w => `${path}: ${w}`))
     }
-    return stored
+    return { objects: stored, warnings }
   }
 }
 

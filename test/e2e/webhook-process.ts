@@ -109,6 +109,7 @@ export const startWebhookProcess = async (options: WebhookProcessOptions): Promi
     return { child, admissionPort: ports.admission, healthPort: ports.health, metricsPort: ports.metrics, stop }
   } catch (e) {
     await stop()
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- webhook log ---\n${await logTail(options.logFile, 30)}`, { cause: e })
+    const log = await logTail(options.logFile, 30)
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- webhook log ---\n${log}`, { cause: e })
   }
 }

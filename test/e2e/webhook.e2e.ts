@@ -17,6 +17,7 @@ import type { JsonObject } from '../../lib/json.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 import type { CertFiles } from '../helpers/certs.js'
 import { startCluster } from './cluster.js'
+import { loadBaseManifests, pointAtLoopback } from './base-manifests.js'
 import { KubeRestError } from './kube-rest.js'
 import { sidecarName, startSidecarWebhook } from './sidecar-webhook.js'
 import { startWebhookProcess } from './webhook-process.js'
@@ -25,33 +26,41 @@ import type { WebhookProcess } from './webhook-process.js'
 // Control plane, webhook and about forty Pod creations: far beyond tap's default 30 s per file.
 t.setTimeout(600_000)
 
-/** Names as in manifests/base (kept equal so the RBAC under test is the one users deploy). */
-const webhookNamespace = 'stackit-pod-identity-webhook'
-const webhookServiceAccount = 'stackit-pod-identity-webhook'
-const webhookName = 'pod-identity.workload-identity.stackit.cloud'
-
 const cluster = await startCluster()
 t.teardown(() => cluster.stop())
 const api = cluster.admin
 
-// --- the webhook's identity: a ServiceAccount with exactly the manifests' ClusterRole ---------------------------
-await api.apply([
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: webhookNamespace, labels: { [keys.skip]: 'true' } } },
-  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: webhookServiceAccount, namespace: webhookNamespace } },
-  {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'stackit-pod-identity-webhook' },
-    rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'watch'] }],
-  },
-  {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: 'stackit-pod-identity-webhook' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'stackit-pod-identity-webhook' },
-    subjects: [{ kind: 'ServiceAccount', name: webhookServiceAccount, namespace: webhookNamespace }],
-  },
-])
+// --- manifests/base, applied as users apply it (all but the webhook registration, which needs the port) --------
+const base = await loadBaseManifests()
+const ofKind = (kind: string): JsonObject[] => base.filter(o => own(o, 'kind') === kind)
+const [baseWebhookConfig] = ofKind('MutatingWebhookConfiguration')
+const [baseServiceAccount] = ofKind('ServiceAccount')
+if (baseWebhookConfig === undefined || baseServiceAccount === undefined) {
+  throw new Error('manifests/base must hold a MutatingWebhookConfiguration and a ServiceAccount')
+}
+const nameOf = (o: unknown): string => {
+  const metadata = isObject(o) ? own(o, 'metadata') : undefined
+  const name = isObject(metadata) ? own(metadata, 'name') : undefined
+  return isString(name) ? name : ''
+}
+const namespaceOf = (o: JsonObject): string => {
+  const metadata = own(o, 'metadata')
+  const namespace = isObject(metadata) ? own(metadata, 'namespace') : undefined
+  return isString(namespace) ? namespace : ''
+}
+const baseWebhooks = own(baseWebhookConfig, 'webhooks')
+const firstWebhook = Array.isArray(baseWebhooks) ? baseWebhooks[0] : undefined
+const firstWebhookName = isObject(firstWebhook) ? own(firstWebhook, 'name') : undefined
+if (!isString(firstWebhookName)) throw new Error('the MutatingWebhookConfiguration in manifests/base names no webhook')
+/** The name denials carry: `admission webhook "<name>" denied the request: …`. */
+const webhookName = firstWebhookName
+const webhookNamespace = namespaceOf(baseServiceAccount)
+const webhookServiceAccount = nameOf(baseServiceAccount)
+// The Namespace, the webhook's ServiceAccount and its RBAC, and the Deployment, Service and PDB (stored, never run).
+const beforeRegistration = base.filter(o => o !== baseWebhookConfig)
+const applied = await api.apply(beforeRegistration)
+
+
 const webhookToken = await cluster.tokenFor(webhookNamespace, webhookServiceAccount, 3600)
 const tokenFile = join(cluster.dir, 'webhook-token')
 await writeFile(tokenFile, webhookToken, { mode: 0o600 })
@@ -91,30 +100,8 @@ const startWebhook = (port?: number): Promise<WebhookProcess> =>
 let webhook = await startWebhook()
 t.teardown(() => webhook.stop())
 
-// --- registration: the MutatingWebhookConfiguration the manifests describe, pointed at this run ----------------
-const mutatingWebhookConfiguration = (port: number): JsonObject => ({
-  apiVersion: 'admissionregistration.k8s.io/v1',
-  kind: 'MutatingWebhookConfiguration',
-  metadata: { name: 'stackit-pod-identity-webhook' },
-  webhooks: [{
-    name: webhookName,
-    admissionReviewVersions: ['v1'],
-    clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: webhookCaBundle },
-    rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
-    sideEffects: 'None',
-    failurePolicy: 'Fail',
-    reinvocationPolicy: 'IfNeeded',
-    timeoutSeconds: 5,
-    namespaceSelector: {
-      matchExpressions: [
-        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] },
-        { key: keys.skip, operator: 'NotIn', values: ['true'] },
-      ],
-    },
-    objectSelector: { matchExpressions: [{ key: keys.skip, operator: 'NotIn', values: ['true'] }] },
-  }],
-})
-await api.apply([mutatingWebhookConfiguration(webhook.admissionPort)])
+// --- registration: the manifests' MutatingWebhookConfiguration, pointed at this run's webhook -------------
+await api.apply([pointAtLoopback(baseWebhookConfig, webhook.admissionPort, webhookCaBundle)])
 
 // --- objects the cases use -----------------------------------------------------------------------------------
 const referenceDir = fileURLToPath(new URL('../../../test/fixtures/reference/', import.meta.url))
@@ -227,6 +214,16 @@ const referenceCases: [fixture: string, expected: Expected][] = [
   ['skip-sa', { outcome: 'unchanged' }],
 ]
 
+// Set-up ends here: tap ends the root test (running its teardown, which stops the cluster) as soon as no subtest
+// is pending, so no top-level await may follow the first t.test.
+await cluster.createNamespace('cases')
+
+t.test('manifests/base passes the real API server: accepted, and no warnings (Pod Security "restricted" included)', async t => {
+  const kindAndName = (o: JsonObject): string => `${String(own(o, 'kind'))}/${nameOf(o)}`
+  t.same(applied.objects.map(kindAndName), beforeRegistration.map(kindAndName))
+  t.same(applied.warnings, [])
+})
+
 for (const [fixture, expected] of referenceCases) {
   t.test(`reference case ${fixture} → ${expected.outcome}`, async t => {
     const reviewRequest = own(await readJson(`${fixture}.json`), 'request')
@@ -268,7 +265,6 @@ for (const [fixture, expected] of referenceCases) {
 }
 
 // --- behaviour only a real API server shows -------------------------------------------------------------------
-await cluster.createNamespace('cases')
 
 t.test('every container and init container gets the mount and env; the kube-api-access volume stays', async t => {
   await api.create(serviceAccount('cases', 'multi', { [keys.email]: 'multi@sa.stackit.cloud' }))
