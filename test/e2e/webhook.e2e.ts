@@ -480,7 +480,8 @@ t.test('webhook restarted while Pods are created: creations fail clearly, resume
       await sleep(50)
     }
   })()
-  await sleep(300)
+  // Let a few creations through first, so the stop really lands in the middle of a stream of requests.
+  while (admitted < 2 && failures.length === 0) await sleep(20)
   t.equal(await webhook.stop(), 0, 'the webhook drains and exits 0 on SIGTERM')
 
   const down = await api.create(pod('restart', 'while-down', 'app')).then(() => undefined, (e: unknown) => e)
