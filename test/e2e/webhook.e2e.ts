@@ -23,7 +23,7 @@ import { sidecarName, startSidecarWebhook } from './sidecar-webhook.js'
 import { startWebhookProcess } from './webhook-process.js'
 import type { WebhookProcess } from './webhook-process.js'
 
-// Control plane, webhook and about forty Pod creations: far beyond tap's default 30 s per file.
+// Control plane, webhook and a few hundred Pod creations: beyond tap's default 30 s per file on a busy machine.
 t.setTimeout(600_000)
 
 const cluster = await startCluster()
@@ -54,6 +54,11 @@ const firstWebhookName = isObject(firstWebhook) ? own(firstWebhook, 'name') : un
 if (!isString(firstWebhookName)) throw new Error('the MutatingWebhookConfiguration in manifests/base names no webhook')
 /** The name denials carry: `admission webhook "<name>" denied the request: …`. */
 const webhookName = firstWebhookName
+const namePattern = webhookName.replaceAll('.', '\\.')
+/** How the API server words a denial by our webhook. */
+const denied = new RegExp(`admission webhook "${namePattern}" denied the request: `)
+/** How the API server words a failed call to our webhook (failurePolicy Fail). */
+const webhookFailure = new RegExp(`failed calling webhook "${namePattern}"`)
 const webhookNamespace = namespaceOf(baseServiceAccount)
 const webhookServiceAccount = nameOf(baseServiceAccount)
 // The Namespace, the webhook's ServiceAccount and its RBAC, and the Deployment, Service and PDB (stored, never run).
@@ -236,7 +241,7 @@ for (const [fixture, expected] of referenceCases) {
     if (expected.outcome === 'denied') {
       const error = await api.create(body).then(() => undefined, (e: unknown) => e)
       t.type(error, KubeRestError)
-      t.match(error, { status: 403, message: new RegExp(`admission webhook "${webhookName.replaceAll('.', '\\.')}" denied the request: `) })
+      t.match(error, { status: 403, message: denied })
       t.match(error, { message: expected.message })
       const stored = await api.request('GET', podPath('reference', name))
       t.equal(stored.status, 404, 'nothing was stored')
@@ -329,7 +334,8 @@ t.test('a denial reaches the client with the webhook name and our message, and n
   await api.create(serviceAccount('cases', 'bad-path', { [keys.email]: 'x@sa.stackit.cloud', [keys.federatedTokenFile]: '/var/run/../../etc/token' }))
   const error = await api.create(pod('cases', 'bad-path', 'bad-path')).then(() => undefined, (e: unknown) => e)
   t.type(error, KubeRestError)
-  t.match(error, { message: new RegExp(`admission webhook "${webhookName.replaceAll('.', '\\.')}" denied the request: .*federated-token-file`) })
+  t.match(error, { message: denied })
+  t.match(error, { message: /federated-token-file/ })
   t.equal((await api.request('GET', podPath('cases', 'bad-path'))).status, 404)
 })
 
@@ -461,8 +467,6 @@ t.test('certificate rotation while the API server keeps calling: every creation 
   }
   t.same(notInjected, [], 'every Pod created across the rotation is injected')
 })
-
-const webhookFailure = new RegExp(`failed calling webhook "${webhookName.replaceAll('.', '\\.')}"`)
 
 t.test('webhook restarted while Pods are created: creations fail clearly, resume, nothing admitted unmutated', async t => {
   await cluster.createNamespace('restart')
