@@ -7,12 +7,12 @@
  * server, the load generator (autocannon), the mutation-cost loop and each cache probe run in processes of their own.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import https from 'node:https'
 import os from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
@@ -36,8 +36,8 @@ if (args.includes('--help') || (jsonIndex >= 0 && !jsonFile) || args.some(a => a
 
 /** How long each part runs; the full plan stays under about five minutes on two cores. */
 const plan = quick
-  ? { warmSeconds: 0.5, loadSeconds: 1, concurrency: [1, 16, 64], cacheSizes: [2_000], lookups: 20_000, coldRuns: 2, coldServiceAccounts: 2_000 }
-  : { warmSeconds: 3, loadSeconds: 6, concurrency: [1, 16, 64], cacheSizes: [10_000, 100_000], lookups: 500_000, coldRuns: 7, coldServiceAccounts: 10_000 }
+  ? { warmSeconds: 0.5, loadSeconds: 1, rounds: 1, concurrency: [1, 16, 64], cacheSizes: [2_000], lookups: 20_000, coldRuns: 2, coldServiceAccounts: 2_000 }
+  : { warmSeconds: 3, loadSeconds: 4, rounds: 3, concurrency: [1, 16, 64], cacheSizes: [10_000, 100_000], lookups: 500_000, coldRuns: 7, coldServiceAccounts: 10_000 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes
@@ -57,23 +57,31 @@ interface Server {
   readonly spawnedAt: number
 }
 
-/** Spawns `node file args…` and resolves once its stderr carries a JSON line with msg "listening". */
-const startServer = (file: string, argv: readonly string[], nodeFlags: readonly string[] = []): Promise<Server> => {
+let logCount = 0
+
+/**
+ * Spawns `node file args…` with stderr going to a file in `dir`, and resolves once that file holds a JSON line
+ * with msg "listening". A file rather than a pipe: the webhook logs a line per review, and a pipe would make this
+ * process wake up for every one of them, taking CPU from the two cores the measured processes share.
+ */
+const startServer = async (dir: string, file: string, argv: readonly string[]): Promise<Server> => {
+  const logFile = join(dir, `server-${++logCount}.log`)
+  const fd = openSync(logFile, 'w')
   const spawnedAt = performance.now()
-  const child = spawn(process.execPath, [...nodeFlags, file, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [file, ...argv], { stdio: ['ignore', 'ignore', fd] })
+  closeSync(fd)
   children.add(child)
   child.on('exit', () => children.delete(child))
-  return new Promise((resolve, reject) => {
-    const tail: string[] = []
-    // The webhook logs a line per review; reading them all keeps its stderr pipe from filling up.
-    createInterface({ input: child.stderr! }).on('line', line => {
-      if (tail.push(line) > 5) tail.shift()
-      if (!line.includes('"listening"')) return
+  for (;;) {
+    const text = await readFile(logFile, 'utf8')
+    const line = text.split('\n').find(l => l.includes('"listening"'))
+    if (line) {
       const l = JSON.parse(line) as { admissionPort: number; healthPort: number; metricsPort: number }
-      resolve({ child, admissionPort: l.admissionPort, healthPort: l.healthPort, metricsPort: l.metricsPort, spawnedAt })
-    })
-    child.on('exit', code => reject(new Error(`${file} exited with ${code} before listening:\n${tail.join('\n')}`)))
-  })
+      return { child, admissionPort: l.admissionPort, healthPort: l.healthPort, metricsPort: l.metricsPort, spawnedAt }
+    }
+    if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode} before listening:\n${text.slice(-2000)}`)
+    await sleep(2)
+  }
 }
 
 /** SIGTERM, then SIGKILL if it lingers; resolves when the process is gone. */
@@ -134,6 +142,16 @@ const procRss = async (child: ChildProcess): Promise<number> => {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) * 1024
 }
 
+/** Figure by figure, the median over rounds (failures: the sum). */
+const medianLoad = (runs: readonly LoadResult[]): LoadResult => ({
+  requests: median(runs.map(r => r.requests)),
+  requestsPerSecond: median(runs.map(r => r.requestsPerSecond)),
+  p50: median(runs.map(r => r.p50)),
+  p99: median(runs.map(r => r.p99)),
+  max: median(runs.map(r => r.max)),
+  failures: runs.reduce((sum, r) => sum + r.failures, 0),
+})
+
 const load = (request: LoadRequest): Promise<LoadResult> => runJson<LoadResult>(here('load.js'), [JSON.stringify(request)])
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -166,7 +184,7 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   const bodyFile = join(dir, 'review.json')
   await writeFile(bodyFile, reviewText)
 
-  const webhook = await startServer(webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture]))
+  const webhook = await startServer(dir, webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture]))
   await readyAfter(webhook)
   // The size of the webhook's answer, so the floors answer just as many bytes; also proves it mutates.
   const caPem = await readFile(ca.certFile)
@@ -181,8 +199,8 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   if (!answer.includes('"patchType":"JSONPatch"')) throw new Error('the webhook did not mutate the benchmark review')
   const responseBytes = Buffer.byteLength(answer)
   const floorArgs = (mode: string): string[] => [mode, cert.certFile, cert.keyFile, String(responseBytes)]
-  const transport = await startServer(here('floor-server.js'), floorArgs('transport'))
-  const parse = await startServer(here('floor-server.js'), floorArgs('parse'))
+  const transport = await startServer(dir, here('floor-server.js'), floorArgs('transport'))
+  const parse = await startServer(dir, here('floor-server.js'), floorArgs('parse'))
   await sleep(1000)
   const webhookIdle = await webhookRss(webhook)
   const parseFloorIdle = await procRss(parse.child)
@@ -194,15 +212,21 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   let webhookAfterC64 = NaN
   let parseFloorAfterC64 = NaN
   for (const connections of plan.concurrency) {
-    // Interleaved per concurrency, so a noisy moment on the shared machine hits the floors and the webhook alike.
-    const run = (s: Server): Promise<LoadResult> => load({ url: url(s), connections, seconds: plan.loadSeconds, bodyFile })
-    const t = await run(transport)
-    const p = await run(parse)
-    if (connections === 64) parseFloorAfterC64 = await procRss(parse.child)
-    const w = await run(webhook)
-    if (connections === 64) webhookAfterC64 = await webhookRss(webhook)
-    rows.push({ concurrency: connections, transport: t, parse: p, webhook: w })
-    process.stderr.write(`  https c${connections}: webhook ${w.requestsPerSecond.toFixed(0)} req/s, parse floor ${p.requestsPerSecond.toFixed(0)} req/s\n`)
+    // Rounds interleave the three servers, so a noisy moment on the shared machine hits floors and webhook alike;
+    // each figure is the median over the rounds.
+    const runs = { transport: [] as LoadResult[], parse: [] as LoadResult[], webhook: [] as LoadResult[] }
+    for (let round = 0; round < plan.rounds; round++) {
+      for (const name of ['transport', 'parse', 'webhook'] as const) {
+        runs[name].push(await load({ url: url(targets[name]), connections, seconds: plan.loadSeconds, bodyFile }))
+      }
+    }
+    if (connections === 64) {
+      parseFloorAfterC64 = await procRss(parse.child)
+      webhookAfterC64 = await webhookRss(webhook)
+    }
+    const row: HttpsRow = { concurrency: connections, transport: medianLoad(runs.transport), parse: medianLoad(runs.parse), webhook: medianLoad(runs.webhook) }
+    rows.push(row)
+    process.stderr.write(`  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s\n`)
   }
   await Promise.all([webhook, transport, parse].map(s => stop(s.child)))
   return { rows, memory: { webhookIdle, webhookAfterC64, parseFloorIdle, parseFloorAfterC64 }, reviewBytes: Buffer.byteLength(reviewText), responseBytes }
@@ -253,7 +277,7 @@ interface ColdStart {
 const coldStartPart = async (dir: string): Promise<ColdStart> => {
   const cert = { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key') }
   const once = async (file: string, argv: readonly string[]): Promise<number> => {
-    const s = await startServer(file, argv)
+    const s = await startServer(dir, file, argv)
     const ms = await readyAfter(s)
     await stop(s.child)
     return ms
@@ -322,7 +346,8 @@ const main = async (): Promise<void> => {
       { target: 'mutation ≤ 3 × parse+stringify floor (typical Pod)', figure: `${n2(typical.ratio)} ×`, met: typical.ratio <= 3 },
       {
         target: `≤ 200 B resident per cached ServiceAccount (${n0(largestCache.serviceAccounts)})`,
-        figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS, ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
+        figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS (${n0(largestCache.cache.rssBytesPerServiceAccountExcludingYoung)} B without young-gen growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
+        // Judged on raw RSS, the strictest reading; the other two figures say where the bytes are.
         met: largestCache.cache.rssBytesPerServiceAccount <= 200,
       },
       { target: 'cold start ≤ 300 ms offline', figure: `${n0(cold.offlineMs)} ms`, met: cold.offlineMs <= 300 },
@@ -344,7 +369,7 @@ const main = async (): Promise<void> => {
       targets,
     }
     const md = [
-      `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ${n0(httpsResult.responseBytes)} B; ${plan.loadSeconds} s per cell, autocannon in its own process)`,
+      `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ${n0(httpsResult.responseBytes)} B; median of ${plan.rounds} interleaved ${plan.loadSeconds}-s runs per cell, autocannon in its own process)`,
       '',
       table(
         ['concurrency', 'transport floor req/s', 'parse floor req/s', 'webhook req/s', 'webhook / transport', 'webhook / parse', 'p50 ms (T / P / W)', 'p99 ms (T / P / W)', 'max ms (T / P / W)'],
@@ -365,11 +390,12 @@ const main = async (): Promise<void> => {
       '### ServiceAccount cache (fake API server on loopback; a third annotated, each with labels and a token Secret reference)',
       '',
       table(
-        ['ServiceAccounts', 'sync ms (floor / cache)', 'RSS B per SA (floor / cache)', 'heap B per SA (floor / cache)', 'lookup ns (floor / cache)'],
+        ['ServiceAccounts', 'sync ms (floor / cache)', 'RSS B per SA (floor / cache)', 'RSS B per SA without young-gen growth (floor / cache)', 'heap B per SA (floor / cache)', 'lookup ns (floor / cache)'],
         cache.map(r => [
           n0(r.serviceAccounts),
           `${n0(r.floor.syncMs)} / ${n0(r.cache.syncMs)}`,
           `${n0(r.floor.rssBytesPerServiceAccount)} / ${n0(r.cache.rssBytesPerServiceAccount)}`,
+          `${n0(r.floor.rssBytesPerServiceAccountExcludingYoung)} / ${n0(r.cache.rssBytesPerServiceAccountExcludingYoung)}`,
           `${n0(r.floor.heapBytesPerServiceAccount)} / ${n0(r.cache.heapBytesPerServiceAccount)}`,
           `${n0(r.floor.lookupNs)} / ${n0(r.cache.lookupNs)}`,
         ]),
