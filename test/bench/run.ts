@@ -346,7 +346,7 @@ const main = async (): Promise<void> => {
       { target: 'mutation ≤ 3 × parse+stringify floor (typical Pod)', figure: `${n2(typical.ratio)} ×`, met: typical.ratio <= 3 },
       {
         target: `≤ 200 B resident per cached ServiceAccount (${n0(largestCache.serviceAccounts)})`,
-        figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS (${n0(largestCache.cache.rssBytesPerServiceAccountExcludingYoung)} B without young-gen growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
+        figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS (${n0(largestCache.cache.youngGenerationGrowthBytes / largestCache.serviceAccounts)} B of it young-gen growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
         // Judged on raw RSS, the strictest reading; the other two figures say where the bytes are.
         met: largestCache.cache.rssBytesPerServiceAccount <= 200,
       },
@@ -390,12 +390,12 @@ const main = async (): Promise<void> => {
       '### ServiceAccount cache (fake API server on loopback; a third annotated, each with labels and a token Secret reference)',
       '',
       table(
-        ['ServiceAccounts', 'sync ms (floor / cache)', 'RSS B per SA (floor / cache)', 'RSS B per SA without young-gen growth (floor / cache)', 'heap B per SA (floor / cache)', 'lookup ns (floor / cache)'],
+        ['ServiceAccounts', 'sync ms (floor / cache)', 'RSS B per SA (floor / cache)', 'of which young-gen growth MB (floor / cache)', 'heap B per SA (floor / cache)', 'lookup ns (floor / cache)'],
         cache.map(r => [
           n0(r.serviceAccounts),
           `${n0(r.floor.syncMs)} / ${n0(r.cache.syncMs)}`,
           `${n0(r.floor.rssBytesPerServiceAccount)} / ${n0(r.cache.rssBytesPerServiceAccount)}`,
-          `${n0(r.floor.rssBytesPerServiceAccountExcludingYoung)} / ${n0(r.cache.rssBytesPerServiceAccountExcludingYoung)}`,
+          `${mb(r.floor.youngGenerationGrowthBytes)} / ${mb(r.cache.youngGenerationGrowthBytes)}`,
           `${n0(r.floor.heapBytesPerServiceAccount)} / ${n0(r.cache.heapBytesPerServiceAccount)}`,
           `${n0(r.floor.lookupNs)} / ${n0(r.cache.lookupNs)}`,
         ]),
