@@ -59,3 +59,36 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 /** Logger writing to the process's stderr. */
 export const stderrLogger = (level: LogLevel): Logger =>
   createLogger({ level, write: line => void process.stderr.write(line) })
+
+/** A writer that gathers the lines of one event-loop turn into a single write. */
+export interface BatchedWriter {
+  write(text: string): void
+  /** Writes whatever is pending now (call it when the process exits). */
+  flush(): void
+}
+
+/**
+ * Batches the writes of one event-loop turn into one call of `write`: under load a server then makes one system
+ * call per turn instead of one per log line (synchronous pipe writes cost about an eighth of a review).
+ */
+export const batchedWriter = (write: (text: string) => void, schedule: (fn: () => void) => void = setImmediate): BatchedWriter => {
+  let pending: string[] = []
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    if (pending.length === 0) return
+    const text = pending.join('')
+    pending = []
+    write(text)
+  }
+  return {
+    write: text => {
+      pending.push(text)
+      if (!scheduled) {
+        scheduled = true
+        schedule(flush)
+      }
+    },
+    flush,
+  }
+}

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createLogger, isLogLevel, silentLogger, stderrLogger, type LogLevel } from '../lib/log.js'
+import { batchedWriter, createLogger, isLogLevel, silentLogger, stderrLogger, type LogLevel } from '../lib/log.js'
 
 const now = (): Date => new Date('2026-01-02T03:04:05.000Z')
 
@@ -49,4 +49,26 @@ t.test('level names, silent and stderr loggers', async t => {
   }
   t.equal(writes.length, 1)
   t.match(writes[0], /"msg":"hello"/)
+})
+
+t.test('batched writer: one write per turn, in order, and an explicit flush', async t => {
+  const writes: string[] = []
+  const turns: (() => void)[] = []
+  const w = batchedWriter(text => writes.push(text), fn => turns.push(fn))
+  w.write('a\n')
+  w.write('b\n')
+  t.equal(turns.length, 1, 'one flush scheduled for the turn')
+  t.same(writes, [], 'nothing written yet')
+  turns.shift()?.()
+  t.same(writes, ['a\nb\n'])
+  w.write('c\n')
+  w.flush()
+  t.same(writes, ['a\nb\n', 'c\n'], 'flush writes at once')
+  turns.shift()?.()
+  t.equal(writes.length, 2, 'the scheduled flush finds nothing left')
+  const real: string[] = []
+  const d = batchedWriter(text => real.push(text))
+  d.write('x')
+  await new Promise(r => setImmediate(r))
+  t.same(real, ['x'], 'the default schedule is the next turn')
 })
