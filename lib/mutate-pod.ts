@@ -27,16 +27,23 @@ const badPod = (where: string, rule: string): never => {
   throw new WebhookError('BAD_POD', `Pod ${where} ${rule}`)
 }
 
-/** An optional list field: absent/null → [], an array of objects → itself, anything else → BAD_POD. */
+const noItems: readonly JsonObject[] = []
+
+/** Proves every item is an object with a string name; otherwise throws BAD_POD naming the item. */
+function assertNamedList(v: unknown[], where: string): asserts v is JsonObject[] {
+  v.forEach((item, i) => {
+    if (!isObject(item)) badPod(`${where}[${i}]`, 'must be an object')
+    else if (!isString(own(item, 'name'))) badPod(`${where}[${i}].name`, 'must be a string')
+  })
+}
+
+/** An optional list field: absent/null → [], a list of named objects → itself (not copied), else BAD_POD. */
 const objectList = (holder: JsonObject, field: string, where: string): readonly JsonObject[] => {
   const v = own(holder, field)
-  if (v === undefined || v === null) return []
+  if (v === undefined || v === null) return noItems
   if (!Array.isArray(v)) return badPod(`${where}.${field}`, 'must be a list')
-  return v.map((item: unknown, i) => {
-    if (!isObject(item)) return badPod(`${where}.${field}[${i}]`, 'must be an object')
-    if (!isString(own(item, 'name'))) return badPod(`${where}.${field}[${i}].name`, 'must be a string')
-    return item
-  })
+  assertNamedList(v, `${where}.${field}`)
+  return v
 }
 
 const nameOf = (o: JsonObject): string => own(o, 'name') as string // proven by objectList
