@@ -5,6 +5,7 @@ import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { makeSelfSigned } from './helpers/certs.js'
 import { request } from './helpers/webhook-client.js'
+import { until } from './helpers/until.js'
 import { createAdmissionHandler } from '../lib/admission-handler.js'
 import { startServers, type RunningServers } from '../lib/https-server.js'
 import { loadTlsPair } from '../lib/tls-reloader.js'
@@ -164,6 +165,22 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
   t.ok(isGoodAnswer(after.body), 'a good review is still answered correctly')
   t.notOk(logs.some(l => l.includes(sentinel)), 'no request content in any log line')
   t.notOk(logs.some(l => l.includes('"level":"error"')), 'no error logged for hostile input')
+})
+
+t.test('a client that disconnects mid-body leaves nothing in flight', async t => {
+  logs.length = 0
+  await new Promise<void>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":')
+      setTimeout(() => {
+        socket.destroy()
+        resolve()
+      }, 50)
+    })
+    socket.on('error', reject)
+  })
+  t.ok(await until(() => logs.some(l => l.includes('request body could not be read'))), 'the broken request is logged')
+  t.equal(metrics.inFlight.get(), 0, 'in-flight gauge back to zero')
 })
 
 t.test('one log line per review with identifiers and duration, never values', async t => {
