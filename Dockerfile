@@ -35,5 +35,8 @@ COPY --from=build /src/dist/bin ./dist/bin
 ENV PATH=/nodejs/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Numeric, so the kubelet can check runAsNonRoot without reading /etc/passwd; the manifests set the same UID.
 USER 65532
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/bin/stackit-pod-identity-webhook.js"]
+# --max-semi-space-size=4 caps V8's young generation at a few MiB instead of letting it grow to its default
+# maximum under load or during the ServiceAccount sync: measured here, about 25 MB less resident memory after a
+# burst of reviews, with no loss of throughput (see README, Performance).
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "/app/dist/bin/stackit-pod-identity-webhook.js"]
 CMD ["serve"]

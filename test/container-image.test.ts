@@ -10,6 +10,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { basename, join, relative } from 'node:path'
+import { imageNodeFlags } from './helpers/image-entrypoint.js'
 import { makeCa, makeServerCert } from './helpers/certs.js'
 import { arr, at, loadManifests, repoRoot, str, theOne } from './helpers/manifests.js'
 
@@ -85,7 +86,8 @@ t.test('Dockerfile: build on full Node 20, run on distroless Node 20 nonroot as 
   t.same(body.filter(i => i.op === 'CMD').map(i => JSON.parse(i.args)), [['serve']], 'default command serve')
   const entrypoint: unknown = JSON.parse(body.find(i => i.op === 'ENTRYPOINT')?.args ?? 'null')
   const pkg: unknown = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8'))
-  t.same(entrypoint, ['/nodejs/bin/node', `/app/${String(at(pkg, 'bin', 'stackit-pod-identity-webhook'))}`], "entrypoint runs package.json's bin")
+  t.same(entrypoint, ['/nodejs/bin/node', ...imageNodeFlags(), `/app/${String(at(pkg, 'bin', 'stackit-pod-identity-webhook'))}`], "entrypoint runs package.json's bin")
+  t.ok(imageNodeFlags().every(f => /^--[a-z-]+=\S+$/.test(f)), 'only node flags between node and the script')
   const runAsUser = at(theOne(manifests, 'Deployment'), 'spec', 'template', 'spec', 'securityContext', 'runAsUser')
   t.equal(String(runAsUser), '65532', 'the Deployment runs as the image user')
   t.same(body.filter(i => i.op === 'RUN'), [], 'the runtime stage runs nothing (it has no shell)')
@@ -189,7 +191,7 @@ t.test('the runtime tree, rebuilt outside the repository, serves probes and a re
 
   // As the image runs it: WORKDIR /app, entrypoint + `serve`, nothing from this test process's environment.
   const child = spawn(process.execPath, [
-    join(app, 'dist/bin/stackit-pod-identity-webhook.js'), 'serve',
+    ...imageNodeFlags(), join(app, 'dist/bin/stackit-pod-identity-webhook.js'), 'serve',
     '--port=0', '--health-port=0', '--metrics-port=0', '--bind-address=127.0.0.1', `--cert-dir=${certs}`,
     `--service-account=${join(repoRoot, 'test/fixtures/serviceaccounts.json')}`,
   ], { cwd: app, env: { PATH: process.env['PATH'] ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] })

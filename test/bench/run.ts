@@ -14,6 +14,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { imageNodeFlags } from '../helpers/image-entrypoint.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 import { FakeApiServer } from '../helpers/fake-api-server.js'
 import type { CacheProbeResult } from './cache-probe.js'
@@ -64,7 +65,8 @@ interface Server {
  */
 const startServer = (file: string, argv: readonly string[]): Promise<Server> => {
   const spawnedAt = performance.now()
-  const child = spawn(process.execPath, [file, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // Every server runs with the Node flags of the container image's ENTRYPOINT, as in production.
+  const child = spawn(process.execPath, [...imageNodeFlags(), file, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
   return new Promise((resolve, reject) => {
@@ -254,7 +256,7 @@ const cachePart = async (): Promise<CacheRow[]> => {
   for (const count of plan.cacheSizes) {
     rows.push(await withFakeApi(count, async fake => {
       const probe = (mode: string): Promise<CacheProbeResult> =>
-        runJson<CacheProbeResult>(here('cache-probe.js'), [mode, fake.url, String(count), String(plan.lookups)], ['--expose-gc'])
+        runJson<CacheProbeResult>(here('cache-probe.js'), [mode, fake.url, String(count), String(plan.lookups)], ['--expose-gc', ...imageNodeFlags()])
       const floor = await probe('floor')
       const cache = await probe('cache')
       if (cache.held !== count || floor.held !== count) throw new Error(`cache held ${cache.held}, floor ${floor.held}, expected ${count}`)

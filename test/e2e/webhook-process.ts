@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isObject, own } from '../../lib/json.js'
 import { logTail, startProcess, stopProcess } from './processes.js'
+import { imageNodeFlags } from '../helpers/image-entrypoint.js'
 
 /** The CLI as built by `tsc -p .`; this file is compiled to dist/test/e2e/. */
 export const webhookBin = fileURLToPath(new URL('../../bin/stackit-pod-identity-webhook.js', import.meta.url))
@@ -74,6 +75,8 @@ const readyz = (port: number): Promise<number> =>
 /** Starts the webhook and resolves once it is ready to admit Pods. */
 export const startWebhookProcess = async (options: WebhookProcessOptions): Promise<WebhookProcess> => {
   const child = startProcess(process.execPath, [
+    // The Node flags of the container image's ENTRYPOINT, as in production.
+    ...imageNodeFlags(),
     webhookBin,
     'serve',
     // Loopback only: the test API server is the only client, and nothing else on the machine should reach it.
