@@ -1,25 +1,28 @@
 /**
  * The in-memory ServiceAccount table behind the watch cache, laid out for 100,000 entries in little memory:
- * namespace → name → entry, where an unannotated ServiceAccount (the vast majority) is one shared sentinel and an
- * annotated one is a flat string array. The {@link ServiceAccount} shape is rebuilt on read.
+ * namespace → name → entry. An unannotated ServiceAccount (the vast majority) is one shared sentinel; one that
+ * carries only the e-mail annotation (the common annotated case) is that e-mail string alone; any other is a flat
+ * key/value string array. The {@link ServiceAccount} shape is rebuilt on read.
  */
+import { keys } from './annotations.js'
 import type { ServiceAccount } from './serviceaccount.js'
 
 /** Shared by every ServiceAccount without our annotations: such an entry costs only its name and a map slot. */
 const unannotated: readonly string[] = Object.freeze([])
 const noAnnotations: ReadonlyMap<string, string> = new Map()
 
-/** `[resourceVersion, key1, value1, key2, value2, …]`, or {@link unannotated}. */
-type Entry = readonly string[]
+/** The e-mail alone, `[key1, value1, key2, value2, …]`, or {@link unannotated}. */
+type Entry = string | readonly string[]
 
 const toEntry = (sa: ServiceAccount): Entry => {
-  // Nothing reads the annotations or version of an unannotated ServiceAccount, so neither is stored.
-  if (sa.annotations.size === 0) return unannotated
-  // Sized up front: growing by push() would reserve about 17 slots (150 bytes) for a typical 3-element entry.
-  const entry = new Array<string>(1 + 2 * sa.annotations.size)
-  entry[0] = sa.resourceVersion ?? ''
-  let i = 1
-  for (const [k, v] of sa.annotations) {
+  const { annotations } = sa
+  if (annotations.size === 0) return unannotated
+  const email = annotations.get(keys.email)
+  if (annotations.size === 1 && email !== undefined) return email
+  // Sized up front: growing by push() would reserve about 17 slots (150 bytes) for a typical entry.
+  const entry = new Array<string>(2 * annotations.size)
+  let i = 0
+  for (const [k, v] of annotations) {
     entry[i++] = k
     entry[i++] = v
   }
@@ -57,9 +60,9 @@ export class ServiceAccountStore {
     const entry = this.#byNamespace.get(namespace)?.get(name)
     if (entry === undefined) return undefined
     if (entry === unannotated) return { namespace, name, annotations: noAnnotations }
+    if (typeof entry === 'string') return { namespace, name, annotations: new Map([[keys.email, entry]]) }
     const annotations = new Map<string, string>()
-    for (let i = 1; i < entry.length; i += 2) annotations.set(entry[i]!, entry[i + 1]!)
-    const rv = entry[0]!
-    return rv === '' ? { namespace, name, annotations } : { namespace, name, annotations, resourceVersion: rv }
+    for (let i = 0; i < entry.length; i += 2) annotations.set(entry[i]!, entry[i + 1]!)
+    return { namespace, name, annotations }
   }
 }

@@ -12,7 +12,6 @@ export interface ServiceAccount {
   readonly name: string
   /** Only annotations whose key starts with the workload-identity prefix. */
   readonly annotations: ReadonlyMap<string, string>
-  readonly resourceVersion?: string
 }
 
 /** Finds ServiceAccounts for the admission path. */
@@ -38,7 +37,10 @@ export const prefixedAnnotations = (annotations: unknown): ReadonlyMap<string, s
   return out ?? emptyAnnotations
 }
 
-/** Reduces a ServiceAccount object (or its PartialObjectMetadata) to a {@link ServiceAccount}; undefined if unusable. */
+/**
+ * Reduces a ServiceAccount object (or its PartialObjectMetadata) to a {@link ServiceAccount}; undefined if unusable.
+ * Its resourceVersion is not kept: the mutation never reads it, and the cache tracks the list's version itself.
+ */
 export const toServiceAccount = (obj: unknown): ServiceAccount | undefined => {
   if (!isObject(obj)) return undefined
   const meta = own(obj, 'metadata')
@@ -46,9 +48,7 @@ export const toServiceAccount = (obj: unknown): ServiceAccount | undefined => {
   const name = own(meta, 'name')
   const namespace = own(meta, 'namespace')
   if (!isString(name) || name === '' || !isString(namespace) || namespace === '') return undefined
-  const rv = own(meta, 'resourceVersion')
-  const sa: ServiceAccount = { namespace, name, annotations: prefixedAnnotations(own(meta, 'annotations')) }
-  return isString(rv) ? { ...sa, resourceVersion: rv } : sa
+  return { namespace, name, annotations: prefixedAnnotations(own(meta, 'annotations')) }
 }
 
 const kindOf = (o: JsonObject): unknown => own(o, 'kind')
@@ -67,7 +67,7 @@ export const serviceAccountsFromDocument = (doc: unknown, origin: string): Servi
   if (!Array.isArray(items)) return fail('items is not an array')
   return items.map((item, i) => {
     if (!isObject(item) || kindOf(item) !== undefined && kindOf(item) !== 'ServiceAccount') return fail(`item ${i} is not a ServiceAccount`)
-    // kubectl output of a single namespace may omit nothing, but hand-written files often leave out the namespace.
+    // kubectl's output always carries the namespace; hand-written files often leave it out.
     const meta = own(item, 'metadata')
     const withNamespace = isObject(meta) && own(meta, 'namespace') === undefined ? { ...item, metadata: { ...meta, namespace: 'default' } } : item
     return toServiceAccount(withNamespace) ?? fail(`item ${i} has no metadata.name`)
