@@ -67,7 +67,8 @@ export const podName = (pod: JsonObject): string => {
  * Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the original.
  */
 export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa: ServiceAccount | undefined): PodDecision => {
-  const meta = isObject(own(pod, 'metadata')) ? (own(pod, 'metadata') as JsonObject) : {}
+  const metadata = own(pod, 'metadata')
+  const meta = isObject(metadata) ? metadata : {}
   const annotations = stringMap(own(meta, 'annotations'))
   let warnings: readonly string[] = []
   try {
