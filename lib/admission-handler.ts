@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { WebhookError, isWebhookError } from './errors.js'
 import { admit, parseReview, type ReviewSummary } from './admission-review.js'
+import { parseJson } from './json.js'
 import { readStream } from './read-stream.js'
 import { requestPath } from './https-server.js'
 import type { Logger } from './log.js'
@@ -36,15 +37,6 @@ const sendError = (res: ServerResponse, status: number, message: string, headers
   res.end(body)
 }
 
-/** Parses JSON without letting the parser's message (which quotes the input) out. */
-const parseBody = (text: string): unknown => {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    throw new WebhookError('BAD_REVIEW', 'request body is not valid JSON')
-  }
-}
-
 /** Creates the request listener for the admission port. */
 export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req: IncomingMessage, res: ServerResponse) => void) => {
   const { logger, metrics, source, maxRequestBytes } = options
@@ -61,7 +53,8 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
-      const review = parseReview(parseBody(await readStream(req, maxRequestBytes, 'request body')))
+      const text = await readStream(req, maxRequestBytes, 'request body')
+      const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
       const body = JSON.stringify(result.response)

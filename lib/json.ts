@@ -24,3 +24,15 @@ export const stringMap = (v: unknown): ReadonlyMap<string, string> => {
   }
   return out
 }
+
+/**
+ * Parses JSON text; on failure throws `onError()` instead of the parser's own error, whose message quotes the
+ * input (a Pod or a file can hold secrets in env values).
+ */
+export const parseJson = (text: string, onError: () => Error): unknown => {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw onError()
+  }
+}

@@ -3,10 +3,10 @@
  * All I/O goes through the {@link CommandIO} passed in.
  */
 import { WebhookError, isWebhookError } from './errors.js'
-import { isObject, isString, own } from './json.js'
+import { isObject, isString, own, parseJson } from './json.js'
 import { admit, parseReview, reviewPod } from './admission-review.js'
 import { parseArgs } from './cli-args.js'
-import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount } from './serviceaccount.js'
+import { StaticServiceAccountSource, loadServiceAccountFiles } from './serviceaccount.js'
 
 /** The process edges a command uses; tests pass in-memory versions. */
 export interface CommandIO {
@@ -41,30 +41,6 @@ Exit codes:
   2  unusable input or usage (message on stderr, nothing on stdout)
 `
 
-/** Parses JSON without letting the parser's message (which quotes the input) reach the user. */
-export const parseJson = (text: string, what: string): unknown => {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    throw new WebhookError('BAD_INPUT_FILE', `${what} is not valid JSON`)
-  }
-}
-
-const loadServiceAccounts = async (files: readonly string[], io: CommandIO): Promise<ServiceAccount[]> => {
-  const out: ServiceAccount[] = []
-  for (const file of files) {
-    let text: string
-    try {
-      text = await io.readFile(file)
-    } catch (e) {
-      const code = isObject(e) ? own(e, 'code') : undefined
-      throw new WebhookError('BAD_INPUT_FILE', `cannot read --service-account file ${file}${isString(code) ? ` (${code})` : ''}`)
-    }
-    out.push(...serviceAccountsFromDocument(parseJson(text, `--service-account file ${file}`), `--service-account file ${file}`))
-  }
-  return out
-}
-
 const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
   for (const w of warnings) io.stderr(`warning: ${String(w)}\n`)
 }
@@ -78,8 +54,8 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
       return exitCodes.allowed
     }
     if (args.positional.length > 0) throw new WebhookError('USAGE', `mutate: unexpected argument ${JSON.stringify(args.positional[0])}; the input is read from stdin (see --help)`)
-    const source = new StaticServiceAccountSource(await loadServiceAccounts(args.lists.get('service-account') ?? [], io))
-    const input = parseJson(await io.readStdin(), 'standard input')
+    const source = new StaticServiceAccountSource(await loadServiceAccountFiles(args.lists.get('service-account') ?? [], io.readFile))
+    const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
     const kind = isObject(input) ? own(input, 'kind') : undefined
 
     if (kind === 'AdmissionReview') {

@@ -8,10 +8,9 @@ import { createAdmissionHandler } from './admission-handler.js'
 import { startServers, type RunningServers } from './https-server.js'
 import { createLogger, type Logger } from './log.js'
 import { Registry } from './metrics.js'
-import { parseJson } from './mutate-command.js'
 import { createTlsReloader } from './tls-reloader.js'
 import { registerWebhookMetrics } from './webhook-metrics.js'
-import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
+import { StaticServiceAccountSource, loadServiceAccountFiles, type ServiceAccountSource } from './serviceaccount.js'
 import { KubeClient } from './kube-client.js'
 import { resolveKubeConnection } from './kube-config.js'
 import { ServiceAccountCache } from './serviceaccount-cache.js'
@@ -35,19 +34,11 @@ interface ManagedSource {
   stop(): Promise<void>
 }
 
-const staticSource = async (files: readonly string[]): Promise<ManagedSource> => {
-  const accounts: ServiceAccount[] = []
-  for (const file of files) {
-    let text: string
-    try {
-      text = await readFile(file, 'utf8')
-    } catch (e) {
-      throw new WebhookError('BAD_INPUT_FILE', `cannot read --service-account file ${file}`, { cause: e })
-    }
-    accounts.push(...serviceAccountsFromDocument(parseJson(text, `--service-account file ${file}`), `--service-account file ${file}`))
-  }
-  return { source: new StaticServiceAccountSource(accounts), start() {}, stop: () => Promise.resolve() }
-}
+const staticSource = async (files: readonly string[]): Promise<ManagedSource> => ({
+  source: new StaticServiceAccountSource(await loadServiceAccountFiles(files, file => readFile(file, 'utf8'))),
+  start() {},
+  stop: () => Promise.resolve(),
+})
 
 const apiSource = async (config: ServeConfig, env: ServeIO['env'], logger: Logger, registry: Registry): Promise<ManagedSource> => {
   const connection = await resolveKubeConnection({

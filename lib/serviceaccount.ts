@@ -3,7 +3,7 @@
  * plus the source interface every way of finding ServiceAccounts implements (static files, API GET, watch cache).
  */
 import { WebhookError } from './errors.js'
-import { isObject, isString, own, type JsonObject } from './json.js'
+import { isObject, isString, own, parseJson, type JsonObject } from './json.js'
 import { annotationPrefix } from './annotations.js'
 
 /** A ServiceAccount reduced to what the mutation reads. */
@@ -86,4 +86,24 @@ export class StaticServiceAccountSource implements ServiceAccountSource {
   ready(): boolean {
     return true
   }
+}
+
+/**
+ * Reads ServiceAccounts from JSON files (`--service-account` of `mutate` and of `serve`'s offline mode) through
+ * `readFile`. Errors name the file and, for a read failure, its error code; never the file's contents.
+ */
+export const loadServiceAccountFiles = async (files: readonly string[], readFile: (path: string) => Promise<string>): Promise<ServiceAccount[]> => {
+  const out: ServiceAccount[] = []
+  for (const file of files) {
+    const origin = `--service-account file ${file}`
+    let text: string
+    try {
+      text = await readFile(file)
+    } catch (e) {
+      const code = isObject(e) ? own(e, 'code') : undefined
+      throw new WebhookError('BAD_INPUT_FILE', `cannot read ${origin}${isString(code) ? ` (${code})` : ''}`, { cause: e })
+    }
+    out.push(...serviceAccountsFromDocument(parseJson(text, () => new WebhookError('BAD_INPUT_FILE', `${origin} is not valid JSON`)), origin))
+  }
+  return out
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isObject, isString, own, stringMap } from '../lib/json.js'
+import { isObject, isString, own, parseJson, stringMap } from '../lib/json.js'
 
 t.test('guards', async t => {
   const rows: [v: unknown, object: boolean, string: boolean][] = [
@@ -23,4 +23,9 @@ t.test('stringMap keeps string values only', async t => {
   t.same([...stringMap({ a: 'x', b: 1, c: null })], [['a', 'x']])
   t.equal(stringMap('x').size, 0)
   t.equal(stringMap(undefined).size, 0)
+})
+
+t.test('parseJson: the caller’s error, never the parser’s (which quotes the input)', async t => {
+  t.same(parseJson('{"a":1}', () => new Error('bad')), { a: 1 })
+  t.throws(() => parseJson('{"password":"hunter2"', () => new Error('bad input')), { message: 'bad input' })
 })
