@@ -13,7 +13,7 @@ const stderr = batchedWriter(text => void process.stderr.write(text))
 process.on('exit', stderr.flush)
 
 const code = await main(process.argv.slice(2), {
-  readStdin: () => readStream(process.stdin, maxStdinBytes, 'standard input'),
+  readStdin: () => readStream(process.stdin, maxStdinBytes, 'standard input', 'BAD_INPUT_FILE'),
   readFile: path => readFile(path, 'utf8'),
   stdout: text => void process.stdout.write(text),
   stderr: stderr.write,

@@ -53,7 +53,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
-      const text = await readStream(req, maxRequestBytes, 'request body')
+      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW')
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
