@@ -7,7 +7,7 @@ import type { Operation } from 'fast-json-patch'
 import { WebhookError, isWebhookError } from './errors.js'
 import { isObject, isString, own, stringMap, type JsonObject } from './json.js'
 import { auditKey } from './annotations.js'
-import { podOptsOut, resolveIdentity, skippedContainers } from './identity-config.js'
+import { podOptsOut, resolveIdentity, showValue, skippedContainers } from './identity-config.js'
 import { boundWarning, mutatePod } from './mutate-pod.js'
 import type { ServiceAccount, ServiceAccountSource } from './serviceaccount.js'
 
@@ -62,17 +62,37 @@ export const podName = (pod: JsonObject): string => {
   return isString(gen) ? gen : ''
 }
 
-/**
- * Decides what to do with a Pod once its ServiceAccount has been looked up (`undefined`: it does not exist).
- * Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the original.
- */
-export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa: ServiceAccount | undefined): PodDecision => {
+const podMeta = (pod: JsonObject): { labels: ReadonlyMap<string, string>; annotations: ReadonlyMap<string, string> } => {
   const metadata = own(pod, 'metadata')
   const meta = isObject(metadata) ? metadata : {}
-  const annotations = stringMap(own(meta, 'annotations'))
+  return { labels: stringMap(own(meta, 'labels')), annotations: stringMap(own(meta, 'annotations')) }
+}
+
+/**
+ * The Pod's own opt-out (label or annotation `skip-pod-identity-webhook`): a skip, a denial for a value that is
+ * neither true nor false, or undefined when the Pod does not opt out. Decided before any lookup, so an opted-out
+ * Pod never waits for, or is denied by, the API server.
+ */
+export const podOptOutDecision = (pod: JsonObject): PodDecision | undefined => {
+  const { labels, annotations } = podMeta(pod)
+  try {
+    return podOptsOut(labels, annotations) ? { outcome: 'skipped', reason: 'Pod opted out', warnings: [] } : undefined
+  } catch (e) {
+    /* c8 ignore next -- podOptsOut throws WebhookErrors only */
+    if (!isWebhookError(e)) throw e
+    return { outcome: 'denied', error: e, warnings: [] }
+  }
+}
+
+/**
+ * Decides what to do with a Pod that does not opt out, once its ServiceAccount has been looked up (`undefined`:
+ * it does not exist). Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the
+ * original.
+ */
+export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa: ServiceAccount | undefined): PodDecision => {
+  const { annotations } = podMeta(pod)
   let warnings: readonly string[] = []
   try {
-    if (podOptsOut(stringMap(own(meta, 'labels')), annotations)) return { outcome: 'skipped', reason: 'Pod opted out', warnings }
     if (!sa) {
       throw new WebhookError('SERVICEACCOUNT_NOT_FOUND', `ServiceAccount ${namespace}/${saName} not found; create it before the Pod, or fix spec.serviceAccountName`)
     }
@@ -92,15 +112,25 @@ export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa
   }
 }
 
+// A ServiceAccount name is a DNS-1123 subdomain. Checked before it goes into an API path, where "." or ".." would
+// address another object.
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
 /**
- * Looks up the Pod's ServiceAccount through `source`, then {@link decidePod}. A lookup that cannot complete
- * denies (fail closed: a Pod must not start without its identity by accident).
+ * The whole decision for a Pod: its own opt-out, then its ServiceAccount through `source`, then
+ * {@link decidePod}. A lookup that cannot complete denies (fail closed: a Pod must not start without its identity
+ * by accident).
  */
 export const reviewPod = async (pod: JsonObject, namespace: string, source: ServiceAccountSource): Promise<PodDecision> => {
   const spec = own(pod, 'spec')
   // No lookup for something that is not a Pod; the deeper shape is proven where it is used.
   if (!isObject(spec)) return { outcome: 'denied', error: new WebhookError('BAD_POD', 'Pod spec must be an object'), warnings: [] }
+  const optOut = podOptOutDecision(pod)
+  if (optOut) return optOut
   const saName = serviceAccountName(spec)
+  if (saName.length > 253 || !dnsSubdomain.test(saName)) {
+    return { outcome: 'denied', error: new WebhookError('BAD_POD', `Pod spec.serviceAccountName ${showValue(saName)} is not a valid ServiceAccount name (a DNS subdomain such as "my-app")`), warnings: [] }
+  }
   let sa: ServiceAccount | undefined
   try {
     sa = await source.get(namespace, saName)

@@ -13,7 +13,7 @@ export { WebhookError, isWebhookError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 
 // The webhook's pure core, for tools that want to mutate Pods the way the webhook does.
-export { admit, decidePod, parseReview, reviewPod } from './admission-review.js'
+export { admit, decidePod, parseReview, podOptOutDecision, reviewPod } from './admission-review.js'
 export type { Admission, PodDecision, ReviewSummary } from './admission-review.js'
 export { resolveIdentity } from './identity-config.js'
 export type { IdentityConfig, IdentityDecision } from './identity-config.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
-import { admit, decidePod, parseReview, podName, reviewPod, reviewResponse, serviceAccountName } from '../lib/admission-review.js'
+import { admit, decidePod, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName } from '../lib/admission-review.js'
 import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from '../lib/serviceaccount.js'
 import { WebhookError } from '../lib/errors.js'
 import { isObject, type JsonObject } from '../lib/json.js'
@@ -146,11 +146,29 @@ t.test('warnings are capped and bounded', async t => {
   t.ok(w.every(x => x.length < 120))
 })
 
-t.test('a denial keeps the warnings found before it', async t => {
-  const sa: ServiceAccount = { namespace: 'ns', name: 'default', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) }
-  const d = decidePod({ metadata: { annotations: { 'workload-identity.stackit.cloud/skip-pod-identity-webhook': 'nope' } }, spec: { containers: [] } }, 'ns', 'default', sa)
-  t.equal(d.outcome, 'denied')
-  t.same(d.warnings, [])
+t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAccount name', async t => {
+  let lookups = 0
+  const down: ServiceAccountSource = { get: () => (lookups++, Promise.reject(new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', 'API server unreachable'))), ready: () => true }
+  const skip = 'workload-identity.stackit.cloud/skip-pod-identity-webhook'
+  type Row = [name: string, pod: JsonObject, outcome: string, message?: RegExp]
+  const rows: Row[] = [
+    ['annotation opt-out while the API server is down → skipped', { metadata: { annotations: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
+    ['label opt-out → skipped', { metadata: { labels: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
+    ['opt-out value neither true nor false → denied', { metadata: { annotations: { [skip]: 'nope' } }, spec: { containers: [] } }, 'denied', /Pod annotation .*="nope" must be "true" or "false"/],
+    ['ServiceAccount name ".." → denied', { spec: { serviceAccountName: '..', containers: [] } }, 'denied', /spec.serviceAccountName "\.\." is not a valid ServiceAccount name/],
+    ['ServiceAccount name "." → denied', { spec: { serviceAccountName: '.', containers: [] } }, 'denied', /"\." is not a valid/],
+    ['ServiceAccount name with a slash → denied', { spec: { serviceAccountName: 'a/b', containers: [] } }, 'denied', /"a\/b" is not a valid/],
+    ['ServiceAccount name of 254 characters → denied', { spec: { serviceAccountName: 'a'.repeat(254), containers: [] } }, 'denied', /is not a valid ServiceAccount name/],
+  ]
+  for (const [name, pod, outcome, message] of rows) {
+    const d = await reviewPod(pod, 'ns', down)
+    t.equal(d.outcome, outcome, name)
+    if (message && d.outcome === 'denied') t.match(d.error.message, message, name)
+  }
+  t.equal(lookups, 0, 'no lookup was made')
+  t.equal((await reviewPod({ spec: { serviceAccountName: 'my-app.v2', containers: [] } }, 'ns', down)).outcome, 'denied', 'a valid dotted name is looked up')
+  t.equal(lookups, 1)
+  t.equal(podOptOutDecision({ spec: {} }), undefined, 'no metadata: no opt-out')
 })
 
 t.test('ServiceAccount and Pod names', async t => {
