@@ -181,9 +181,13 @@ export class ServiceAccountCache implements ServiceAccountSource {
     const signal = this.#abort.signal
     let needList = true
     let failures = 0
+    // Whether a watch delivered anything since the last LIST began: a 410 without it means the server keeps
+    // refusing, and relisting at once would hammer it with full LISTs.
+    let progressed = false
     while (!signal.aborted) {
       try {
         if (needList) {
+          progressed = false
           await this.#list(signal)
           needList = false
         }
@@ -191,7 +195,10 @@ export class ServiceAccountCache implements ServiceAccountSource {
           { resourceVersion: this.#resourceVersion, timeoutSeconds: this.#watchTimeoutSeconds + Math.floor(this.#random() * this.#watchTimeoutSeconds), signal },
           {
             onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
-            onResourceVersion: rv => (this.#resourceVersion = rv),
+            onResourceVersion: rv => {
+              this.#resourceVersion = rv
+              progressed = true
+            },
             onOpen: () => (this.#current = true),
           },
         )
@@ -208,13 +215,17 @@ export class ServiceAccountCache implements ServiceAccountSource {
           // restore a consistent copy.
           if (!needList) this.#watchRestarts.inc({ reason: 'gone' })
           needList = true
-          this.#log.info('ServiceAccount resourceVersion expired (410 Gone); listing again', { reason })
-          continue
-        }
-        if (!needList) this.#watchRestarts.inc({ reason: 'error' })
+          if (progressed) {
+            failures = 0
+            this.#log.info('ServiceAccount resourceVersion expired (410 Gone); listing again', { reason })
+            continue
+          }
+        } else if (!needList) this.#watchRestarts.inc({ reason: 'error' })
         failures++
         const delay = this.#delay(failures)
-        this.#log.warn(needList ? 'ServiceAccount list failed; retrying' : 'ServiceAccount watch failed; reconnecting', { reason, retryInMs: Math.round(delay) })
+        const what = isGone(e) ? 'ServiceAccount resourceVersion expired (410 Gone) with no progress since the last list; listing again after a pause'
+          : needList ? 'ServiceAccount list failed; retrying' : 'ServiceAccount watch failed; reconnecting'
+        this.#log.warn(what, { reason, retryInMs: Math.round(delay) })
         await sleep(delay, undefined, { signal }).catch(() => {})
       }
     }

@@ -135,6 +135,19 @@ for (const [name, inject] of goneCases) {
   })
 }
 
+t.test('a 410 with no progress since the last LIST backs off instead of relisting in a loop', async t => {
+  const { fake, cache, logs } = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 60_000, max: 60_000 } })
+  fake.failNext('watch', 410, 1000)
+  await cache.start()
+  const pause = (): Record<string, unknown> | undefined =>
+    logs.map(l => JSON.parse(l) as Record<string, unknown>).find(l => /410 Gone\) with no progress/.test(String(l['msg'])))
+  t.ok(await until(() => pause() !== undefined), 'the pause is logged')
+  t.match(pause(), { level: 'warn', retryInMs: Number })
+  t.equal(fake.count('list'), 1, 'no second LIST while it waits')
+  t.equal(fake.count('watch'), 1)
+  t.equal(cache.ready(), true, 'the listed copy still answers (through live GETs while the watch is down)')
+})
+
 t.test('5xx and dropped watches reconnect with backoff from the last resourceVersion', async t => {
   const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')])
   fake.failNext('list', 500)
