@@ -17,6 +17,8 @@ export interface ServerTimeouts {
   readonly keepAliveMs: number
   /** How often Node checks the header and request timeouts. */
   readonly checkIntervalMs: number
+  /** Time a client has to complete the TLS handshake. */
+  readonly handshakeMs: number
 }
 
 /** The production timeouts. */
@@ -30,7 +32,13 @@ export const defaultTimeouts: ServerTimeouts = {
   keepAliveMs: 120_000,
   // Node checks the two timeouts above on this interval (default 30 s would let a slow-loris linger).
   checkIntervalMs: 1_000,
+  // Node's default is 120 s: an idle or stalled TLS client would hold its socket that long.
+  handshakeMs: 10_000,
 }
+
+// The API server opens a handful of keep-alive connections per replica; far more means something else is calling,
+// and each connection costs memory. Beyond this, new connections are dropped (the API server retries elsewhere).
+const maxConnections = 1024
 
 // TLS 1.2 (only when asked for) is limited to forward-secret AEAD suites; TLS 1.3 suites are all of that kind.
 const tls12Ciphers = [
@@ -108,9 +116,14 @@ const closeServer = (server: http.Server): Promise<void> => new Promise(resolve 
 export const startServers = async (options: ServersOptions): Promise<RunningServers> => {
   const t = options.timeouts ?? defaultTimeouts
   const { admission } = options
-  const secure = https.createServer({ ...secureOptions(admission.tls, admission.minVersion), connectionsCheckingInterval: t.checkIntervalMs }, admission.handler)
+  const secure = https.createServer({
+    ...secureOptions(admission.tls, admission.minVersion),
+    connectionsCheckingInterval: t.checkIntervalMs,
+    handshakeTimeout: t.handshakeMs,
+  }, admission.handler)
   applyTimeouts(secure, t)
-  // TLS handshakes that never complete must not hold sockets either.
+  secure.maxConnections = maxConnections
+  // A failed or timed-out handshake must not leave its socket open.
   secure.on('tlsClientError', (_err, socket) => socket.destroy())
   const plain = options.plain.map(p => {
     const server = http.createServer({ connectionsCheckingInterval: t.checkIntervalMs }, routeHandler(p.routes))

@@ -1,6 +1,7 @@
 // The admission endpoint over real HTTPS sockets on port 0: status codes, hostile bodies, slow clients, load.
 import t from 'tap'
 import https from 'node:https'
+import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { makeSelfSigned } from './helpers/certs.js'
@@ -39,7 +40,7 @@ const servers: RunningServers = await startServers({
     handler: createAdmissionHandler({ source, logger: createLogger({ level: 'debug', write: l => logs.push(l) }), metrics, maxRequestBytes }),
   },
   plain: [],
-  timeouts: { headersMs: 500, requestMs: 5000, keepAliveMs: 5000, checkIntervalMs: 100 },
+  timeouts: { headersMs: 500, requestMs: 5000, keepAliveMs: 5000, checkIntervalMs: 100, handshakeMs: 300 },
 })
 t.teardown(() => servers.drainAdmission(1000))
 const port = servers.admissionPort
@@ -235,6 +236,15 @@ t.test('slow-loris: a client trickling its headers is cut off by the header time
   })
   t.ok(result.sent < 200, `connection closed after ${result.sent} of ${200 + 60} header bytes`)
   t.match(result.reply, /^HTTP\/1\.1 408/, 'answered 408 Request Timeout')
+})
+
+t.test('a client that never completes the TLS handshake is cut off by the handshake timeout', async t => {
+  const closed = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write('\x16\x03\x01')) // the start of a ClientHello, then silence
+    socket.on('close', () => resolve('closed'))
+    socket.on('error', reject)
+  })
+  t.equal(closed, 'closed', 'the server closed the stalled connection')
 })
 
 t.test('a failing lookup is a denial; an unexpected failure is a 500 without detail', async t => {
