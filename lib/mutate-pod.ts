@@ -3,6 +3,7 @@
  * change with the input (so the diff walks only the changed paths), plus warnings. Works on the raw JSON, so
  * fields this code does not know (native sidecars' restartPolicy, new API fields) survive untouched.
  */
+import path from 'node:path'
 import { WebhookError } from './errors.js'
 import { isObject, isString, own, type JsonObject } from './json.js'
 import { volumeName } from './annotations.js'
@@ -48,7 +49,8 @@ const objectList = (holder: JsonObject, field: string, where: string): readonly 
 
 const nameOf = (o: JsonObject): string => own(o, 'name') as string // proven by objectList
 
-const trimSlashes = (p: string): string => p.replace(/\/+$/, '') || '/'
+/** A mount path as the kernel resolves it: `/a//b/./` and `/a/b` are the same directory. */
+const normalMountPath = (p: string): string => path.posix.normalize(p).replace(/\/+$/, '') || '/'
 
 /** The serviceAccountToken projection this configuration wants. */
 const desiredSource = (c: IdentityConfig): JsonObject => ({
@@ -73,10 +75,9 @@ const tokenProjection = (v: JsonObject): { projected: JsonObject; tokens: JsonOb
   return { projected, tokens }
 }
 
-/** True when a token source is exactly the wanted one. */
+/** True when a token source asks for the wanted audience, lifetime and path. */
 const isDesiredToken = (token: JsonObject, c: IdentityConfig): boolean =>
-  Object.keys(token).length === 3 && own(token, 'audience') === c.audience &&
-  own(token, 'expirationSeconds') === c.expirationSeconds && own(token, 'path') === c.tokenPath
+  own(token, 'audience') === c.audience && own(token, 'expirationSeconds') === c.expirationSeconds && own(token, 'path') === c.tokenPath
 
 /** Returns the new volumes list, or undefined when it is already right. Throws CONFLICT for a foreign volume. */
 const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonObject[] | undefined => {
@@ -87,16 +88,20 @@ const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonO
   if (!current) {
     throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`)
   }
-  // API server defaults (projected.defaultMode) are kept; only the token source is brought up to date.
-  if (current.tokens.length === 1 && isDesiredToken(current.tokens[0] as JsonObject, c)) return undefined
+  const [token, ...more] = current.tokens
+  if (!token || more.length > 0) {
+    throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} projecting ${current.tokens.length} tokens; the name is reserved for one workload identity token, rename that volume`)
+  }
+  if (isDesiredToken(token, c)) return undefined
+  // Brought up to date in place: API server defaults (projected.defaultMode) and any other field are kept, so the
+  // patch only replaces or adds values, never removes any.
+  const updated = { ...token, audience: c.audience, expirationSeconds: c.expirationSeconds, path: c.tokenPath }
   const out = [...volumes]
-  out[i] = { ...existing, projected: { ...current.projected, sources: [desiredSource(c)] } }
+  out[i] = { ...existing, projected: { ...current.projected, sources: [{ serviceAccountToken: updated }] } }
   return out
 }
 
-const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean =>
-  own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true &&
-  own(m, 'subPath') === undefined && own(m, 'subPathExpr') === undefined
+const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean => own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true
 
 /**
  * Brings one container to the configuration. Returns the same object when nothing changes.
@@ -112,17 +117,22 @@ const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig
 
   let newMounts: JsonObject[] | undefined
   const target = c.mountPath
-  const foreign = mounts.find(m => nameOf(m) !== volumeName && trimSlashes(own(m, 'mountPath') as string) === target)
+  const foreign = mounts.find(m => nameOf(m) !== volumeName && normalMountPath(own(m, 'mountPath') as string) === target)
   if (foreign) {
     conflicts.push(`container ${showValue(name)} already mounts volume ${showValue(nameOf(foreign))} at ${target}; choose another directory with the federated-token-file annotation or move that mount`)
     return container
   }
   const ours = mounts.findIndex(m => nameOf(m) === volumeName)
-  const desiredMount = { name: volumeName, mountPath: target, readOnly: true }
-  if (ours < 0) newMounts = [...mounts, desiredMount]
-  else if (!isDesiredMount(mounts[ours] as JsonObject, c)) {
+  const existing = mounts[ours]
+  if (existing && (own(existing, 'subPath') !== undefined || own(existing, 'subPathExpr') !== undefined)) {
+    conflicts.push(`container ${showValue(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`)
+    return container
+  }
+  if (!existing) newMounts = [...mounts, { name: volumeName, mountPath: target, readOnly: true }]
+  else if (!isDesiredMount(existing, c)) {
+    // Moved or made read-only in place (other fields such as mountPropagation stay), so nothing is removed.
     newMounts = [...mounts]
-    newMounts[ours] = desiredMount
+    newMounts[ours] = { ...existing, mountPath: target, readOnly: true }
   }
 
   const added: JsonObject[] = []

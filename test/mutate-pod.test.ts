@@ -78,15 +78,26 @@ t.test('conflicts and reuse', async t => {
       { mounts: [ourMount] }],
     ['our mount writable → made read-only', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ name: 'stackit-workload-identity', mountPath: config.mountPath }] }] },
       { mounts: [ourMount] }],
-    ['our mount with subPath → whole volume mounted', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPath: 'token' }] }] },
-      { mounts: [ourMount] }],
-    ['our mount with subPathExpr → whole volume mounted', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPathExpr: '$(X)' }] }] },
-      { mounts: [ourMount] }],
-    ['two token sources under our name → reduced to ours',
+    ['our mount with subPath → denial', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPath: 'token' }] }] },
+      { conflict: /container "app" mounts stackit-workload-identity with a subPath; remove the subPath/ }],
+    ['our mount with subPathExpr → denial', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, subPathExpr: '$(X)' }] }] },
+      { conflict: /with a subPath/ }],
+    ['our mount moved in place keeps its other fields', { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [{ ...ourMount, mountPath: '/old', mountPropagation: 'None' }] }] },
+      { mounts: [{ ...ourMount, mountPropagation: 'None' }] }],
+    ['two token sources under our name → denial',
       { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [...ourVolume.projected.sources, ...ourVolume.projected.sources] } }] },
-      { volumes: [ourVolume] }],
+      { conflict: /projecting 2 tokens; the name is reserved/ }],
+    ['no token source under our name → denial', { containers: [{ name: 'app' }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [] } }] },
+      { conflict: /projecting 0 tokens/ }],
+    ['a stale token source with another field keeps that field',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount] }], volumes: [{ name: 'stackit-workload-identity', projected: { sources: [{ serviceAccountToken: { audience: 'old', expirationSeconds: 3600, path: 'token', future: 1 } }] } }] },
+      { volumes: [{ name: 'stackit-workload-identity', projected: { sources: [{ serviceAccountToken: { audience: config.audience, expirationSeconds: 600, path: 'token', future: 1 } }] } }] }],
     ['a volume mounted at / does not conflict', { containers: [{ name: 'app', volumeMounts: [{ name: 'root', mountPath: '/' }] }] },
       { mounts: [{ name: 'root', mountPath: '/' }, ourMount] }],
+    ['another volume at the target path written with /./ → denial', { containers: [{ name: 'app', volumeMounts: [{ name: 'creds', mountPath: '/var/run/secrets/stackit.cloud/serviceaccount/.' }] }] },
+      { conflict: /already mounts volume "creds"/ }],
+    ['another volume at the target path written with // → denial', { containers: [{ name: 'app', volumeMounts: [{ name: 'creds', mountPath: '/var/run//secrets/stackit.cloud/serviceaccount' }] }] },
+      { conflict: /already mounts volume "creds"/ }],
     ['a volume elsewhere does not conflict', { containers: [{ name: 'app', volumeMounts: [{ name: 'other', mountPath: '/var/run/secrets' }] }] },
       { mounts: [{ name: 'other', mountPath: '/var/run/secrets' }, ourMount] }],
     ['two conflicts reported together', { containers: [{ name: 'a', volumeMounts: [{ name: 'x', mountPath: config.mountPath }] }, { name: 'b', volumeMounts: [{ name: 'y', mountPath: config.mountPath }] }] },
@@ -108,6 +119,7 @@ t.test('conflicts and reuse', async t => {
     if (expect.mounts) t.same(at(r.pod, 'spec', 'containers', 0, 'volumeMounts'), expect.mounts, `${name}: mounts`)
     const again = mutatePod(r.pod, config, noSkip)
     t.notOk(again.changed, `${name}: idempotent`)
+    t.same(jsonpatch.compare(input, r.pod).filter(op => op.op === 'remove'), [], `${name}: no remove operation`)
   }
 })
 
