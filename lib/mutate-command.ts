@@ -41,6 +41,17 @@ Exit codes:
   2  unusable input or usage (message on stderr, nothing on stdout)
 `
 
+/** Prints a document; one nested deeper than the serialiser's stack allows is unusable input, not a crash. */
+const printJson = (io: CommandIO, doc: unknown): void => {
+  let text: string
+  try {
+    text = JSON.stringify(doc, null, 2)
+  } catch {
+    throw new WebhookError('BAD_INPUT_FILE', 'standard input is nested too deeply to be printed back')
+  }
+  io.stdout(text + '\n')
+}
+
 const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
   for (const w of warnings) io.stderr(`warning: ${String(w)}\n`)
 }
@@ -61,7 +72,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
     if (kind === 'AdmissionReview') {
       const { response, decision } = await admit(parseReview(input), source)
       printWarnings(io, decision.warnings)
-      io.stdout(JSON.stringify(response, null, 2) + '\n')
+      printJson(io, response)
       if (decision.outcome !== 'denied') return exitCodes.allowed
       io.stderr(`denied: ${decision.error.message}\n`)
       return exitCodes.denied
@@ -78,7 +89,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
         io.stderr(`denied: ${decision.error.message}\n`)
         return exitCodes.denied
       }
-      io.stdout(JSON.stringify(decision.outcome === 'mutated' ? decision.pod : input, null, 2) + '\n')
+      printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
       return exitCodes.allowed
     }
     throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${JSON.stringify(isString(kind) ? kind.slice(0, 40) : null)}`)
