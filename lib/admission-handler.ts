@@ -16,6 +16,9 @@ import type { WebhookMetrics } from './webhook-metrics.js'
 /** Paths the API server may call: ours, and the reference chart's for drop-in compatibility. */
 export const admissionPaths: readonly string[] = ['/mutate', '/mutate--v1-pod']
 
+/** Default bound on the request bytes being read at once. */
+export const defaultBytesInFlight = 16 * 1024 * 1024
+
 /** What the handler needs from the rest of the process. */
 export interface AdmissionHandlerOptions {
   readonly source: ServiceAccountSource
@@ -23,6 +26,8 @@ export interface AdmissionHandlerOptions {
   readonly metrics: WebhookMetrics
   /** Larger bodies get 413 without being buffered. */
   readonly maxRequestBytes: number
+  /** Bodies being read at once may add up to this (never less than maxRequestBytes); beyond, 503. */
+  readonly maxBytesInFlight?: number
   /** Monotonic milliseconds, for durations. */
   readonly now?: () => number
 }
@@ -41,9 +46,14 @@ const sendError = (res: ServerResponse, status: number, message: string, headers
 export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req: IncomingMessage, res: ServerResponse) => void) => {
   const { logger, metrics, source, maxRequestBytes } = options
   const now = options.now ?? (() => performance.now())
+  // Parsing a body costs several times its size in memory; bounding the bytes read at once bounds that, however
+  // many connections send large bodies. Reviews from the API server are a few KiB, so thousands fit at once.
+  const bytesBudget = Math.max(options.maxBytesInFlight ?? defaultBytesInFlight, maxRequestBytes)
+  let bytesInFlight = 0
 
   const handle = async (req: IncomingMessage, res: ServerResponse, started: number): Promise<void> => {
     let summary: ReviewSummary | undefined
+    let reserved = 0
     try {
       if (!admissionPaths.includes(requestPath(req))) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
       if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
@@ -53,6 +63,11 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
+      // A body of unknown length may grow to the limit, so it reserves the limit.
+      const size = Number.isFinite(declared) ? declared : maxRequestBytes
+      if (bytesInFlight + size > bytesBudget) throw new WebhookError('OVERLOADED', 'too many request bytes in flight; retry shortly')
+      reserved = size
+      bytesInFlight += reserved
       const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW')
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
@@ -62,7 +77,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       res.end(body)
     } catch (e) {
       const error = isWebhookError(e) ? e : undefined
-      if (error?.code === 'BODY_TOO_LARGE') {
+      if (error?.code === 'BODY_TOO_LARGE' || error?.code === 'OVERLOADED') {
         // Stop reading: the rest of the body is never buffered, and the connection closes after the answer.
         req.pause()
         res.shouldKeepAlive = false
@@ -76,6 +91,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       })
       metrics.reviews.inc({ outcome: 'error' })
     } finally {
+      bytesInFlight -= reserved
       const seconds = (now() - started) / 1000
       if (summary) {
         metrics.reviews.inc({ outcome: summary.outcome })

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'BODY_TOO_LARGE'
   /** The request content type is not application/json. */
   | 'UNSUPPORTED_MEDIA_TYPE'
+  /** Too many request bytes are being read at once; the caller should retry. */
+  | 'OVERLOADED'
   /** The Pod inside a review does not have the shape Kubernetes guarantees. */
   | 'BAD_POD'
   /** A workload-identity annotation or label has a value that breaks its rule. */
@@ -36,6 +38,7 @@ const httpStatus: Readonly<Record<ErrorCode, number>> = {
   BAD_REVIEW: 400,
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  OVERLOADED: 503,
   BAD_POD: 400,
   INVALID_ANNOTATION: 403,
   CONFLICT: 403,

@@ -247,6 +247,38 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
   t.equal(closed, 'closed', 'the server closed the stalled connection')
 })
 
+t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
+  const handler = createAdmissionHandler({ source, logger: createLogger({ level: 'debug', write: l => logs.push(l) }), metrics: registerWebhookMetrics(new Registry(), 1), maxRequestBytes: 8000, maxBytesInFlight: 1000 })
+  const s = await startServers({ bindAddress: '127.0.0.1', admission: { port: 0, tls: await loadTlsPair(cert.certFile, cert.keyFile), minVersion: 'TLSv1.3', handler }, plain: [] })
+  t.teardown(() => s.drainAdmission(1000))
+  const body = Buffer.from(goodReview)
+  let reply = ''
+  const held = tls.connect({ host: '127.0.0.1', port: s.admissionPort, ca, servername: 'localhost' })
+  const done = new Promise<void>(resolve => held.on('close', () => resolve()))
+  held.on('data', d => (reply += String(d)))
+  await new Promise<void>(resolve => held.once('secureConnect', () => resolve()))
+  held.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
+  held.write(body.subarray(0, 100))
+  // The held review reserves its 4,575 bytes; the budget is the 8,000-byte limit (never below it).
+  const refused = await until(async () => (await request({ port: s.admissionPort, ca, body: goodReview })).status === 503)
+  t.ok(refused, 'a second review beyond the budget is refused with 503')
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: s.admissionPort, path: '/mutate', method: 'POST', ca, servername: 'localhost', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, res => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end(goodReview)
+  })
+  t.equal(chunked, 503, 'a body of unknown length reserves the whole limit')
+  held.write(body.subarray(100))
+  await done
+  t.match(reply, /^HTTP\/1\.1 200 OK/, 'the held review completes')
+  const after = await request({ port: s.admissionPort, ca, body: goodReview })
+  t.equal(after.status, 200, 'its bytes are released')
+  t.ok(isGoodAnswer(after.body))
+})
+
 t.test('a failing lookup is a denial; an unexpected failure is a 500 without detail', async t => {
   const handler = (source: Parameters<typeof createAdmissionHandler>[0]['source']) => createAdmissionHandler({
     source,
