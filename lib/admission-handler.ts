@@ -8,7 +8,7 @@ import { WebhookError, isWebhookError } from './errors.js'
 import { admit, parseReview, type ReviewSummary } from './admission-review.js'
 import { parseJson } from './json.js'
 import { readStream } from './read-stream.js'
-import { requestPath } from './https-server.js'
+import { plainText, requestPath, send } from './https-server.js'
 import type { Logger } from './log.js'
 import type { ServiceAccountSource } from './serviceaccount.js'
 import type { WebhookMetrics } from './webhook-metrics.js'
@@ -36,11 +36,8 @@ const isJsonContentType = (header: string | undefined): boolean =>
   header !== undefined && header.split(';')[0]?.trim().toLowerCase() === 'application/json'
 
 /** Writes a short plain-text error. Never echoes anything from the request. */
-const sendError = (res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void => {
-  const body = `${message}\n`
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers })
-  res.end(body)
-}
+const sendError = (res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void =>
+  send(res, status, `${message}\n`, plainText, headers)
 
 /** Creates the request listener for the admission port. */
 export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req: IncomingMessage, res: ServerResponse) => void) => {
@@ -72,9 +69,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
-      const body = JSON.stringify(result.response)
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
-      res.end(body)
+      send(res, 200, JSON.stringify(result.response), 'application/json')
     } catch (e) {
       const error = isWebhookError(e) ? e : undefined
       if (error?.code === 'BODY_TOO_LARGE' || error?.code === 'OVERLOADED') {

@@ -103,11 +103,19 @@ export const requestPath = (req: http.IncomingMessage): string => {
   return q < 0 ? url : url.slice(0, q)
 }
 
+/** Content type of every plain-text answer. */
+export const plainText = 'text/plain; charset=utf-8'
+
+/** Answers with a complete body: the length is always declared, so keep-alive connections stay usable. */
+export const send = (res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void => {
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), ...headers })
+  res.end(body)
+}
+
 const routeHandler = (routes: ReadonlyMap<string, Listener>): Listener => (req, res) => {
   const route = routes.get(requestPath(req))
   if (route) return route(req, res)
-  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' })
-  res.end('not found\n')
+  send(res, 404, 'not found\n', plainText)
 }
 
 const closeServer = (server: http.Server): Promise<void> => new Promise(resolve => server.close(() => resolve()))

@@ -56,10 +56,6 @@ export const createLogger = (options: {
 /** A logger that discards everything (tests, library use without logging). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
 
-/** Logger writing to the process's stderr. */
-export const stderrLogger = (level: LogLevel): Logger =>
-  createLogger({ level, write: line => void process.stderr.write(line) })
-
 /** A writer that gathers the lines of one event-loop turn into a single write. */
 export interface BatchedWriter {
   write(text: string): void

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { WebhookError, isWebhookError } from './errors.js'
 import { createAdmissionHandler } from './admission-handler.js'
-import { startServers, type RunningServers } from './https-server.js'
+import { plainText, send, startServers, type RunningServers } from './https-server.js'
 import { createLogger, type Logger } from './log.js'
 import { Registry } from './metrics.js'
 import { createTlsReloader } from './tls-reloader.js'
@@ -59,11 +59,6 @@ const apiSource = async (config: ServeConfig, env: ServeIO['env'], logger: Logge
   }
 }
 
-const text = (res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) })
-  res.end(body)
-}
-
 /** A running webhook: its bound ports and a way to stop it. */
 export interface Webhook {
   readonly ports: { readonly admission: number; readonly health: number; readonly metrics: number }
@@ -89,13 +84,13 @@ export const startWebhook = async (config: ServeConfig, env: ServeIO['env'], log
     shuttingDown ? 'shutting down' : !managed.source.ready() ? 'ServiceAccount cache not synced' : undefined
   const routes = {
     health: new Map([
-      ['/healthz', (_req: IncomingMessage, res: ServerResponse) => text(res, 200, 'ok\n')],
+      ['/healthz', (_req: IncomingMessage, res: ServerResponse) => send(res, 200, 'ok\n', plainText)],
       ['/readyz', (_req: IncomingMessage, res: ServerResponse) => {
         const why = notReady()
-        text(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n')
+        send(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n', plainText)
       }],
     ]),
-    metrics: new Map([['/metrics', (_req: IncomingMessage, res: ServerResponse) => text(res, 200, registry.render(), 'text/plain; version=0.0.4; charset=utf-8')]]),
+    metrics: new Map([['/metrics', (_req: IncomingMessage, res: ServerResponse) => send(res, 200, registry.render(), 'text/plain; version=0.0.4; charset=utf-8')]]),
   }
   const plain = config.healthPort === config.metricsPort && config.healthPort !== 0
     ? [{ port: config.healthPort, routes: new Map([...routes.health, ...routes.metrics]) }]

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { batchedWriter, createLogger, isLogLevel, silentLogger, stderrLogger, type LogLevel } from '../lib/log.js'
+import { batchedWriter, createLogger, isLogLevel, silentLogger, type LogLevel } from '../lib/log.js'
 
 const now = (): Date => new Date('2026-01-02T03:04:05.000Z')
 
@@ -31,24 +31,13 @@ t.test('long values are cut', async t => {
   t.ok(!Number.isNaN(Date.parse(line.time)), 'default clock')
 })
 
-t.test('level names, silent and stderr loggers', async t => {
+t.test('level names and the silent logger', async t => {
   t.ok(isLogLevel('warn'))
   t.notOk(isLogLevel('verbose'))
   silentLogger.debug('x')
   silentLogger.info('x')
   silentLogger.warn('x')
   silentLogger.error('x')
-  const writes: string[] = []
-  const original = process.stderr.write
-  process.stderr.write = ((s: string) => writes.push(s) > 0) as typeof process.stderr.write
-  try {
-    stderrLogger('info').info('hello')
-    stderrLogger('error').info('dropped')
-  } finally {
-    process.stderr.write = original
-  }
-  t.equal(writes.length, 1)
-  t.match(writes[0], /"msg":"hello"/)
 })
 
 t.test('batched writer: one write per turn, in order, and an explicit flush', async t => {
