@@ -1,26 +1,14 @@
 // Spawns the built binary: the CLI as users run it, stdin to stdout, with real exit codes.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { version } from '../lib/version.js'
+import { runCli } from './helpers/webhook-client.js'
 
-const bin = fileURLToPath(new URL('../bin/stackit-pod-identity-webhook.js', import.meta.url))
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url))
 const fixture = (name: string): string => `${fixtures}${name}`
 
-const run = (args: string[], stdin: string | Buffer = ''): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-    child.stdin.on('error', () => {}) // the child may exit before reading everything
-    child.stdin.end(stdin)
-  })
+const run = runCli
 
 const read = async (name: string): Promise<string> => (await import('node:fs/promises')).readFile(fixture(name), 'utf8')
 

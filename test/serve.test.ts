@@ -1,12 +1,11 @@
 // The real `serve` process: start-up refusals, probes and metrics, TLS versions, certificate rotation,
 // graceful and forced shutdown, and the API-backed ServiceAccount source against the fake API server.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs'
 import tls from 'node:tls'
 import { join } from 'node:path'
 import { makeCa, makeMismatchedPair, makeServerCert, type CertFiles } from './helpers/certs.js'
-import { binPath, request, startServe, type ServeProcess } from './helpers/webhook-client.js'
+import { request, runCli, startServe, type ServeProcess } from './helpers/webhook-client.js'
 import { FakeApiServer } from './helpers/fake-api-server.js'
 import { until } from './helpers/until.js'
 
@@ -35,15 +34,7 @@ const peerSerial = (port: number): Promise<string> =>
     s.on('error', reject)
   })
 
-const run = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-  new Promise(resolve => {
-    const child = spawn(process.execPath, [binPath, ...args])
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
+const run = runCli
 
 const kill = async (p: ServeProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
   p.child.kill(signal)

@@ -53,6 +53,27 @@ export const request = (o: RequestOptions): Promise<Reply> =>
     req.end(o.body)
   })
 
+/** What a finished CLI run printed and how it exited. */
+export interface CliRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI to completion with `args`, feeding `stdin`. */
+export const runCli = (args: readonly string[], stdin: string | Buffer = ''): Promise<CliRun> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', code => resolve({ code, stdout, stderr }))
+    child.stdin.on('error', () => {}) // the child may exit before reading everything
+    child.stdin.end(stdin)
+  })
+
 /** A spawned `serve` process. */
 export interface ServeProcess {
   child: ChildProcessWithoutNullStreams
