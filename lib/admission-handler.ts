@@ -69,7 +69,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
-      send(res, 200, JSON.stringify(result.response), 'application/json')
+      send(res, 200, result.response, 'application/json')
     } catch (e) {
       const error = isWebhookError(e) ? e : undefined
       if (error?.code === 'BODY_TOO_LARGE' || error?.code === 'OVERLOADED') {

@@ -178,22 +178,25 @@ export const isPodCreate = (request: JsonObject): boolean => {
     own(kind, 'group') === '' && own(kind, 'version') === 'v1' && own(kind, 'kind') === 'Pod'
 }
 
-/** Builds the AdmissionReview response document for a decision. */
-export const reviewResponse = (review: ParsedReview, decision: PodDecision): JsonObject => {
-  const response: JsonObject = { uid: review.uid, allowed: decision.outcome !== 'denied' }
+/**
+ * The AdmissionReview response for a decision, as JSON text. Built piece by piece so the base64 patch, which holds
+ * only JSON-safe characters, is not scanned again by JSON.stringify: on a typical review that scan costs as much
+ * as building the rest of the answer.
+ */
+export const reviewResponse = (review: ParsedReview, decision: PodDecision): string => {
+  let text = `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview","response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
   if (decision.outcome === 'mutated') {
-    response['patchType'] = 'JSONPatch'
-    response['patch'] = Buffer.from(JSON.stringify(decision.patch)).toString('base64')
-    response['auditAnnotations'] = { [auditKey]: decision.email }
+    const patch = Buffer.from(JSON.stringify(decision.patch)).toString('base64')
+    text += `,"patchType":"JSONPatch","patch":"${patch}","auditAnnotations":${JSON.stringify({ [auditKey]: decision.email })}`
   }
-  if (decision.outcome === 'denied') response['status'] = { code: decision.error.status, message: decision.error.message }
-  if (decision.warnings.length > 0) response['warnings'] = capWarnings(decision.warnings)
-  return { apiVersion: review.apiVersion, kind: 'AdmissionReview', response }
+  if (decision.outcome === 'denied') text += `,"status":${JSON.stringify({ code: decision.error.status, message: decision.error.message })}`
+  if (decision.warnings.length > 0) text += `,"warnings":${JSON.stringify(capWarnings(decision.warnings))}`
+  return `${text}}}`
 }
 
-/** The result of one admission: the response document, the decision behind it, and the summary to log. */
+/** The result of one admission: the response (JSON text), the decision behind it, and the summary to log. */
 export interface Admission {
-  readonly response: JsonObject
+  readonly response: string
   readonly decision: PodDecision
   readonly summary: ReviewSummary
 }

@@ -72,7 +72,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
     if (kind === 'AdmissionReview') {
       const { response, decision } = await admit(parseReview(input), source)
       printWarnings(io, decision.warnings)
-      printJson(io, response)
+      printJson(io, JSON.parse(response))
       if (decision.outcome !== 'denied') return exitCodes.allowed
       io.stderr(`denied: ${decision.error.message}\n`)
       return exitCodes.denied

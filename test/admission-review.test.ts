@@ -1,7 +1,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
-import { admit, decidePod, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName } from '../lib/admission-review.js'
+import { admit, decidePod, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName, type PodDecision } from '../lib/admission-review.js'
+import { auditKey } from '../lib/annotations.js'
 import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from '../lib/serviceaccount.js'
 import { WebhookError } from '../lib/errors.js'
 import { isObject, type JsonObject } from '../lib/json.js'
@@ -10,7 +11,7 @@ const fixture = (name: string): JsonObject => JSON.parse(readFileSync(new URL(`.
 const referenceSource = new StaticServiceAccountSource(serviceAccountsFromDocument(fixture('reference/serviceaccounts.json'), 'fixture'))
 
 type Response = { uid: string; allowed: boolean; patchType?: string; patch?: string; warnings?: string[]; status?: { code: number; message: string }; auditAnnotations?: Record<string, string> }
-const responseOf = (doc: JsonObject): Response => doc['response'] as Response
+const responseOf = (text: string): Response => (JSON.parse(text) as { response: Response }).response
 const decodePatch = (r: Response): jsonpatch.Operation[] => JSON.parse(Buffer.from(r.patch ?? '', 'base64').toString()) as jsonpatch.Operation[]
 const applyTo = (review: JsonObject, r: Response): JsonObject =>
   jsonpatch.applyPatch(structuredClone((review['request'] as JsonObject)['object']), decodePatch(r), true, false).newDocument as JsonObject
@@ -45,8 +46,10 @@ t.test("the reference webhook's six integration cases", async t => {
   for (const [name, check] of rows) {
     const review = fixture(`reference/${name}.json`)
     const { response } = await admit(parseReview(review), referenceSource)
-    t.equal(response['apiVersion'], 'admission.k8s.io/v1', `${name}: apiVersion echoed`)
-    t.equal(response['kind'], 'AdmissionReview')
+    const doc = JSON.parse(response) as JsonObject
+    t.equal(doc['apiVersion'], 'admission.k8s.io/v1', `${name}: apiVersion echoed`)
+    t.equal(doc['kind'], 'AdmissionReview')
+    t.same(Object.keys(doc), ['apiVersion', 'kind', 'response'], `${name}: nothing else at the top`)
     const r = responseOf(response)
     t.equal(r.uid, (review['request'] as JsonObject)['uid'], `${name}: uid echoed`)
     t.equal(r.patch === undefined, r.patchType === undefined, `${name}: patch and patchType together`)
@@ -192,6 +195,29 @@ t.test('prototype keys in the Pod are plain data', async t => {
   if (decision.outcome === 'mutated') {
     t.ok(isObject(decision.pod))
     t.ok(decision.patch.every(op => !op.path.includes('__proto__')), 'no patch into prototype keys')
+  }
+})
+
+t.test('the response text is JSON for every kind of decision, whatever the uid holds', async t => {
+  const uid = 'a"b\\c</script>'
+  const review = { apiVersion: 'admission.k8s.io/v1beta1', uid, request: {} }
+  const decisions: PodDecision[] = [
+    { outcome: 'skipped', reason: 'x', warnings: ['say "hi"\n'] },
+    { outcome: 'denied', error: new WebhookError('CONFLICT', 'quote " backslash \\ newline \n'), warnings: [] },
+    { outcome: 'mutated', pod: {}, patch: [{ op: 'add', path: '/a~1b', value: { s: '"\u2028' } }], email: 'e"@x.y', warnings: [] },
+  ]
+  for (const d of decisions) {
+    const doc = JSON.parse(reviewResponse(review, d)) as { apiVersion: string; kind: string; response: Response & { status?: unknown; auditAnnotations?: unknown } }
+    t.equal(doc.apiVersion, 'admission.k8s.io/v1beta1', `${d.outcome}: version echoed`)
+    t.equal(doc.kind, 'AdmissionReview')
+    t.equal(doc.response.uid, uid, `${d.outcome}: uid echoed exactly`)
+    t.equal(doc.response.allowed, d.outcome !== 'denied')
+    if (d.outcome === 'skipped') t.same(doc.response.warnings, ['say "hi"\n'])
+    if (d.outcome === 'denied') t.same(doc.response.status, { code: 403, message: d.error.message })
+    if (d.outcome === 'mutated') {
+      t.same(JSON.parse(Buffer.from(doc.response.patch ?? '', 'base64').toString('utf8')), d.patch, 'patch round-trips')
+      t.same(doc.response.auditAnnotations, { [auditKey]: 'e"@x.y' })
+    }
   }
 })
 

@@ -1,7 +1,7 @@
 /**
  * Mutation cost against Pod size: the pure admission path (JSON.parse → parseReview → decidePod, which mutates
- * and diffs → reviewResponse → JSON.stringify) per review, against JSON.parse + JSON.stringify of the same
- * review text (the floor). Floor and webhook batches alternate, so a slow moment on a shared machine hits both.
+ * and diffs → reviewResponse, which writes the answer text) per review, against JSON.parse + JSON.stringify of
+ * the same review text (the floor). Floor and webhook batches alternate, so a slow moment on a shared machine hits both.
  *
  * Run directly (node mutation-cost.js [quick]) it prints its rows as one JSON line; run.ts spawns it so the
  * measurement has a process to itself.
@@ -34,7 +34,7 @@ export const admitText = (text: string): string => {
   const pod = own(review.request, 'object') as JsonObject
   const decision = decidePod(pod, own(review.request, 'namespace') as string, serviceAccountName(own(pod, 'spec')), typicalServiceAccount)
   if (decision.outcome !== 'mutated') throw new Error(`benchmark review was not mutated: ${decision.outcome}`)
-  return JSON.stringify(reviewResponse(review, decision))
+  return reviewResponse(review, decision)
 }
 
 const floorText = (text: string): string => JSON.stringify(JSON.parse(text))

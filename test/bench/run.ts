@@ -169,6 +169,8 @@ interface HttpsRow {
   readonly concurrency: number
   readonly transport: LoadResult
   readonly parse: LoadResult
+  /** The design's ceiling: parse, mutate and jsonpatch.compare only (see floor-server.ts). */
+  readonly ceiling: LoadResult
   readonly webhook: LoadResult
 }
 
@@ -203,11 +205,12 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   const floorArgs = (mode: string): string[] => [mode, cert.certFile, cert.keyFile, String(responseBytes)]
   const transport = await startServer(here('floor-server.js'), floorArgs('transport'))
   const parse = await startServer(here('floor-server.js'), floorArgs('parse'))
+  const ceiling = await startServer(here('floor-server.js'), floorArgs('compare'))
   await sleep(1000)
   const webhookIdle = await webhookRss(webhook)
   const parseFloorIdle = await procRss(parse.child)
 
-  const targets = { transport, parse, webhook } as const
+  const targets = { transport, parse, ceiling, webhook } as const
   const url = (s: Server): string => `https://127.0.0.1:${s.admissionPort}/mutate`
   for (const s of Object.values(targets)) await load({ url: url(s), connections: 16, seconds: plan.warmSeconds, bodyFile })
   const rows: HttpsRow[] = []
@@ -216,9 +219,9 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   for (const connections of plan.concurrency) {
     // Rounds interleave the three servers, so a noisy moment on the shared machine hits floors and webhook alike;
     // each figure is the median over the rounds.
-    const runs = { transport: [] as LoadResult[], parse: [] as LoadResult[], webhook: [] as LoadResult[] }
+    const runs = { transport: [] as LoadResult[], parse: [] as LoadResult[], ceiling: [] as LoadResult[], webhook: [] as LoadResult[] }
     for (let round = 0; round < plan.rounds; round++) {
-      for (const name of ['transport', 'parse', 'webhook'] as const) {
+      for (const name of ['transport', 'parse', 'ceiling', 'webhook'] as const) {
         runs[name].push(await load({ url: url(targets[name]), connections, seconds: plan.loadSeconds, bodyFile }))
       }
     }
@@ -226,11 +229,17 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
       parseFloorAfterC64 = await procRss(parse.child)
       webhookAfterC64 = await webhookRss(webhook)
     }
-    const row: HttpsRow = { concurrency: connections, transport: medianLoad(runs.transport), parse: medianLoad(runs.parse), webhook: medianLoad(runs.webhook) }
+    const row: HttpsRow = {
+      concurrency: connections,
+      transport: medianLoad(runs.transport),
+      parse: medianLoad(runs.parse),
+      ceiling: medianLoad(runs.ceiling),
+      webhook: medianLoad(runs.webhook),
+    }
     rows.push(row)
-    process.stderr.write(`  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s\n`)
+    process.stderr.write(`  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s, design ceiling ${n0(row.ceiling.requestsPerSecond)} req/s\n`)
   }
-  await Promise.all([webhook, transport, parse].map(s => stop(s.child)))
+  await Promise.all([webhook, transport, parse, ceiling].map(s => stop(s.child)))
   return { rows, memory: { webhookIdle, webhookAfterC64, parseFloorIdle, parseFloorAfterC64 }, reviewBytes: Buffer.byteLength(reviewText), responseBytes }
 }
 
@@ -342,7 +351,8 @@ const main = async (): Promise<void> => {
         const r = byC(c)
         if (!r) return []
         const ratio = r.webhook.requestsPerSecond / r.parse.requestsPerSecond
-        return [{ target: `throughput ≥ 0.7 × parse floor at c${c}`, figure: `${n2(ratio)} ×`, met: ratio >= 0.7 }]
+        const ceiling = r.ceiling.requestsPerSecond / r.parse.requestsPerSecond
+        return [{ target: `throughput ≥ 0.7 × parse floor at c${c}`, figure: `${n2(ratio)} × (design ceiling ${n2(ceiling)} ×)`, met: ratio >= 0.7 }]
       }),
       ...(byC(16) ? [{ target: 'p99 ≤ 5 ms at c16', figure: `${n2(byC(16)!.webhook.p99)} ms`, met: byC(16)!.webhook.p99 <= 5 }] : []),
       { target: 'mutation ≤ 3 × parse+stringify floor (typical Pod)', figure: `${n2(typical.ratio)} ×`, met: typical.ratio <= 3 },
@@ -374,16 +384,17 @@ const main = async (): Promise<void> => {
       `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ${n0(httpsResult.responseBytes)} B; median of ${plan.rounds} interleaved ${plan.loadSeconds}-s runs per cell, autocannon in its own process)`,
       '',
       table(
-        ['concurrency', 'transport floor req/s', 'parse floor req/s', 'webhook req/s', 'webhook / transport', 'webhook / parse', 'p50 ms (T / P / W)', 'p99 ms (T / P / W)', 'max ms (T / P / W)'],
+        ['concurrency', 'transport floor req/s', 'parse floor req/s', 'design ceiling req/s', 'webhook req/s', 'webhook / transport', 'ceiling / parse', 'webhook / parse', 'p50 ms (T / P / W)', 'p99 ms (T / P / W)', 'max ms (T / P / W)'],
         httpsResult.rows.map(r => [
-          String(r.concurrency), n0(r.transport.requestsPerSecond), n0(r.parse.requestsPerSecond), n0(r.webhook.requestsPerSecond),
-          n2(r.webhook.requestsPerSecond / r.transport.requestsPerSecond), n2(r.webhook.requestsPerSecond / r.parse.requestsPerSecond),
+          String(r.concurrency), n0(r.transport.requestsPerSecond), n0(r.parse.requestsPerSecond), n0(r.ceiling.requestsPerSecond), n0(r.webhook.requestsPerSecond),
+          n2(r.webhook.requestsPerSecond / r.transport.requestsPerSecond), n2(r.ceiling.requestsPerSecond / r.parse.requestsPerSecond),
+          n2(r.webhook.requestsPerSecond / r.parse.requestsPerSecond),
           [r.transport.p50, r.parse.p50, r.webhook.p50].map(n2).join(' / '),
           [r.transport.p99, r.parse.p99, r.webhook.p99].map(n2).join(' / '),
           [r.transport.max, r.parse.max, r.webhook.max].map(n2).join(' / '),
         ]),
       ),
-      ...(httpsResult.rows.some(r => r.transport.failures + r.parse.failures + r.webhook.failures > 0) ? ['', '**Some requests failed; the HTTPS figures are suspect.**'] : []),
+      ...(httpsResult.rows.some(r => r.transport.failures + r.parse.failures + r.ceiling.failures + r.webhook.failures > 0) ? ['', '**Some requests failed; the HTTPS figures are suspect.**'] : []),
       '',
       '### Mutation cost per review (parse → mutate → diff → serialise) vs JSON.parse + JSON.stringify',
       '',
