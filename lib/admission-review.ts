@@ -184,7 +184,8 @@ export const isPodCreate = (request: JsonObject): boolean => {
  * as building the rest of the answer.
  */
 export const reviewResponse = (review: ParsedReview, decision: PodDecision): string => {
-  let text = `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview","response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
+  let text = `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview",` +
+    `"response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
   if (decision.outcome === 'mutated') {
     const patch = Buffer.from(JSON.stringify(decision.patch)).toString('base64')
     text += `,"patchType":"JSONPatch","patch":"${patch}","auditAnnotations":${JSON.stringify({ [auditKey]: decision.email })}`
