@@ -217,7 +217,7 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
   let webhookAfterC64 = NaN
   let parseFloorAfterC64 = NaN
   for (const connections of plan.concurrency) {
-    // Rounds interleave the three servers, so a noisy moment on the shared machine hits floors and webhook alike;
+    // Rounds interleave the four servers, so a noisy moment on the shared machine hits floors and webhook alike;
     // each figure is the median over the rounds.
     const runs = { transport: [] as LoadResult[], parse: [] as LoadResult[], ceiling: [] as LoadResult[], webhook: [] as LoadResult[] }
     for (let round = 0; round < plan.rounds; round++) {
