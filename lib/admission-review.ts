@@ -5,11 +5,11 @@
 import jsonpatch from 'fast-json-patch'
 import type { Operation } from 'fast-json-patch'
 import { WebhookError, isWebhookError } from './errors.js'
-import { isObject, isString, own, stringMap, type JsonObject } from './json.js'
+import { isObject, isString, own, type JsonObject } from './json.js'
 import { auditKey } from './annotations.js'
 import { podOptsOut, resolveIdentity, showValue, skippedContainers } from './identity-config.js'
 import { boundWarning, mutatePod } from './mutate-pod.js'
-import type { ServiceAccount, ServiceAccountSource } from './serviceaccount.js'
+import { prefixedAnnotations, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
 
 /** AdmissionReview API versions the API server may send (it sends the first one our configuration lists). */
 export const reviewVersions = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const
@@ -65,7 +65,8 @@ export const podName = (pod: JsonObject): string => {
 const podMeta = (pod: JsonObject): { labels: ReadonlyMap<string, string>; annotations: ReadonlyMap<string, string> } => {
   const metadata = own(pod, 'metadata')
   const meta = isObject(metadata) ? metadata : {}
-  return { labels: stringMap(own(meta, 'labels')), annotations: stringMap(own(meta, 'annotations')) }
+  // Only our keys are ever read, so nothing else (last-applied-configuration, say) is copied.
+  return { labels: prefixedAnnotations(own(meta, 'labels')), annotations: prefixedAnnotations(own(meta, 'annotations')) }
 }
 
 /**

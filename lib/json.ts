@@ -16,15 +16,6 @@ export const isString = (v: unknown): v is string => typeof v === 'string'
 export const own = (o: JsonObject, key: string): unknown =>
   Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined
 
-/** Own string-valued entries of an optional object (labels, annotations); anything else is ignored. */
-export const stringMap = (v: unknown): ReadonlyMap<string, string> => {
-  const out = new Map<string, string>()
-  if (isObject(v)) {
-    for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out.set(k, val)
-  }
-  return out
-}
-
 /**
  * Parses JSON text; on failure throws `onError()` instead of the parser's own error, whose message quotes the
  * input (a Pod or a file can hold secrets in env values).

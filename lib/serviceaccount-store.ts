@@ -5,11 +5,10 @@
  * key/value string array. The {@link ServiceAccount} shape is rebuilt on read.
  */
 import { keys } from './annotations.js'
-import type { ServiceAccount } from './serviceaccount.js'
+import { emptyAnnotations, type ServiceAccount } from './serviceaccount.js'
 
 /** Shared by every ServiceAccount without our annotations: such an entry costs only its name and a map slot. */
 const unannotated: readonly string[] = Object.freeze([])
-const noAnnotations: ReadonlyMap<string, string> = new Map()
 
 /** The e-mail alone, `[key1, value1, key2, value2, …]`, or {@link unannotated}. */
 type Entry = string | readonly string[]
@@ -59,7 +58,7 @@ export class ServiceAccountStore {
   get(namespace: string, name: string): ServiceAccount | undefined {
     const entry = this.#byNamespace.get(namespace)?.get(name)
     if (entry === undefined) return undefined
-    if (entry === unannotated) return { namespace, name, annotations: noAnnotations }
+    if (entry === unannotated) return { namespace, name, annotations: emptyAnnotations }
     if (typeof entry === 'string') return { namespace, name, annotations: new Map([[keys.email, entry]]) }
     const annotations = new Map<string, string>()
     for (let i = 0; i < entry.length; i += 2) annotations.set(entry[i]!, entry[i + 1]!)

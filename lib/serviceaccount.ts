@@ -25,9 +25,13 @@ export interface ServiceAccountSource {
   ready(): boolean
 }
 
-const emptyAnnotations: ReadonlyMap<string, string> = new Map()
+/** The one empty annotation map, shared by everything without our annotations. */
+export const emptyAnnotations: ReadonlyMap<string, string> = new Map()
 
-/** Keeps only our-prefix string annotations; shares one empty map for the (common) unannotated case. */
+/**
+ * Keeps only our-prefix string entries of a labels or annotations object; shares {@link emptyAnnotations} for the
+ * (common) case without any.
+ */
 export const prefixedAnnotations = (annotations: unknown): ReadonlyMap<string, string> => {
   if (!isObject(annotations)) return emptyAnnotations
   let out: Map<string, string> | undefined

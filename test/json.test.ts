@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isObject, isString, own, parseJson, stringMap } from '../lib/json.js'
+import { isObject, isString, own, parseJson } from '../lib/json.js'
 
 t.test('guards', async t => {
   const rows: [v: unknown, object: boolean, string: boolean][] = [
@@ -17,12 +17,6 @@ t.test('own reads own keys only; prototype keys are plain data', async t => {
   t.equal(own(o, 'a'), 2)
   t.equal(own(o, 'constructor'), undefined)
   t.equal(own(o, 'toString'), undefined)
-})
-
-t.test('stringMap keeps string values only', async t => {
-  t.same([...stringMap({ a: 'x', b: 1, c: null })], [['a', 'x']])
-  t.equal(stringMap('x').size, 0)
-  t.equal(stringMap(undefined).size, 0)
 })
 
 t.test('parseJson: the caller’s error, never the parser’s (which quotes the input)', async t => {
