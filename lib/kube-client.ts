@@ -13,6 +13,7 @@ import type { KubeConnection } from './kube-config.js'
 import { LineSplitter } from './line-splitter.js'
 import { Registry } from './metrics.js'
 import type { Histogram } from './metrics.js'
+import { userAgent } from './version.js'
 
 /** A failed API request; `apiStatus` is the HTTP status when the server answered (undefined: no answer). */
 export class KubeApiError extends WebhookError {
@@ -29,8 +30,6 @@ export const apiStatusOf = (e: unknown): number | undefined => (e instanceof Kub
 /** Options of {@link KubeClient}. */
 export interface KubeClientOptions {
   readonly connection: KubeConnection
-  /** This program's version, sent in the User-Agent. */
-  readonly version: string
   /** Default per-request timeout in ms (default 10 s, the API server's own default). */
   readonly timeoutMs?: number
   /** Milliseconds clock for token ageing. */
@@ -92,7 +91,6 @@ export class KubeClient {
   readonly #agent: http.Agent
   readonly #request: typeof http.request
   readonly #tokens: FileTokenSource | undefined
-  readonly #userAgent: string
   readonly #timeoutMs: number
   readonly #maxResponseBytes: number
   readonly #maxEventBytes: number
@@ -108,7 +106,6 @@ export class KubeClient {
       : new http.Agent({ keepAlive: true })
     this.#request = secure ? https.request : http.request
     this.#tokens = connection.tokenFile === undefined ? undefined : new FileTokenSource(connection.tokenFile, options.now ? { now: options.now } : {})
-    this.#userAgent = `stackit-pod-identity-webhook/${options.version}`
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024
     this.#maxEventBytes = options.maxEventBytes ?? 4 * 1024 * 1024
@@ -219,7 +216,7 @@ export class KubeClient {
 
   /** Sends one GET and resolves with the response head; on a 401 re-reads the token and tries once more. */
   async #open(path: string, accept: string, verb: string, signal: AbortSignal, retried: boolean): Promise<IncomingMessage> {
-    const headers: Record<string, string> = { Accept: accept, 'User-Agent': this.#userAgent }
+    const headers: Record<string, string> = { Accept: accept, 'User-Agent': userAgent }
     if (this.#tokens) headers['Authorization'] = `Bearer ${await this.#tokens.token()}`
     const started = process.hrtime.bigint()
     const res = await new Promise<IncomingMessage>((resolve, reject) => {

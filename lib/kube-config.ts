@@ -33,21 +33,12 @@ export interface KubeConnectionOptions {
   readonly inClusterDir?: string
 }
 
-const readCa = async (file: string): Promise<Buffer> => {
+/** Reads a connection file at start-up, so a missing one fails there rather than on the first lookup. */
+const readInput = async (file: string, what: string): Promise<Buffer> => {
   try {
     return await readFile(file)
   } catch (e) {
-    throw new WebhookError('BAD_INPUT_FILE', `cannot read the API server CA file ${file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
-  }
-}
-
-/** Fails early (at start-up) rather than on the first lookup when the token file is missing. */
-const checkTokenFile = async (file: string): Promise<string> => {
-  try {
-    await readFile(file)
-    return file
-  } catch (e) {
-    throw new WebhookError('BAD_INPUT_FILE', `cannot read the API token file ${file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
+    throw new WebhookError('BAD_INPUT_FILE', `cannot read the ${what} file ${file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
   }
 }
 
@@ -93,7 +84,11 @@ export const resolveKubeConnection = async (options: KubeConnectionOptions): Pro
     throw new WebhookError('USAGE', `--api-server ${server.origin} is plain HTTP: a bearer token is only sent over https://`)
   }
   const connection: { server: URL; tokenFile?: string; ca?: Buffer } = { server }
-  if (tokenFile !== undefined) connection.tokenFile = await checkTokenFile(tokenFile)
-  if (caFile !== undefined) connection.ca = await readCa(caFile)
+  if (tokenFile !== undefined) {
+    // Only checked here: the token rotates, so the token source reads the file again when it needs it.
+    await readInput(tokenFile, 'API token')
+    connection.tokenFile = tokenFile
+  }
+  if (caFile !== undefined) connection.ca = await readInput(caFile, 'API server CA')
   return connection
 }

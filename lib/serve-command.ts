@@ -47,7 +47,7 @@ const apiSource = async (config: ServeConfig, env: ServeIO['env'], logger: Logge
     ...(config.apiTokenFile !== undefined ? { tokenFile: config.apiTokenFile } : {}),
     ...(config.apiCaFile !== undefined ? { caFile: config.apiCaFile } : {}),
   })
-  const client = new KubeClient({ connection, version, registry })
+  const client = new KubeClient({ connection, registry })
   const cache = new ServiceAccountCache({ client, mode: config.serviceAccountCache, log: logger, registry, lookupTimeoutMs: config.lookupTimeoutMs })
   return {
     source: cache,

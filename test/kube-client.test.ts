@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { KubeApiError, KubeClient } from '../lib/kube-client.js'
 import { Registry } from '../lib/metrics.js'
+import { version } from '../lib/version.js'
 import { FakeApiServer } from './helpers/fake-api-server.js'
 import { until } from './helpers/until.js'
 
@@ -20,7 +21,7 @@ const withFake = async (t: Test, tls = false): Promise<FakeApiServer> => {
 }
 
 const clientFor = (t: Test, server: string, extra: Partial<ConstructorParameters<typeof KubeClient>[0]> = {}): KubeClient => {
-  const client = new KubeClient({ connection: { server: new URL(server) }, version: '1.2.3', ...extra })
+  const client = new KubeClient({ connection: { server: new URL(server) }, ...extra })
   t.teardown(() => client.close())
   return client
 }
@@ -31,7 +32,7 @@ t.test('GET over https with the pinned CA, User-Agent, Accept and latency metric
   const client = clientFor(t, fake.url, { connection: { server: new URL(fake.url), ca: readFileSync(FakeApiServer.tlsFile('ca.crt')) }, registry })
   const body = await client.getJson(saPath, { accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1' })
   t.match(body, { kind: 'PartialObjectMetadata', metadata: { name: 'app', namespace: 'team-a' } })
-  t.equal(fake.requests[0]?.userAgent, 'stackit-pod-identity-webhook/1.2.3')
+  t.equal(fake.requests[0]?.userAgent, `stackit-pod-identity-webhook/${version}`)
   t.equal(fake.requests[0]?.accept, 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1')
   t.match(registry.render(), /kube_api_request_duration_seconds_count\{verb="GET",code="200"\} 1/)
 })
@@ -155,8 +156,8 @@ const hostile: [name: string, handler: http.RequestListener, call: (c: KubeClien
   ['error body that is not JSON', (_q, s) => s.writeHead(502).end('bad gateway'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 502$/],
   ['body over the size limit', (_q, s) => s.end('x'.repeat(5000)), c => c.getJson('/x', { accept }), /the response exceeds 1024 bytes/],
   ['connection cut inside the body', (_q, s) => s.writeHead(200, { 'Content-Length': '100' }).write('{"a', () => s.destroy()), c => c.getJson('/x', { accept }), /^GET \/x: the connection was lost$/],
-  ['refused connection', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') }, version: '0' }).getJson('/x', { accept }), /^GET \/x: connect ECONNREFUSED 127\.0\.0\.1:1$/],
-  ['watch to a refused port', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') }, version: '0' }).watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: connect ECONNREFUSED 127\.0\.0\.1:1$/],
+  ['refused connection', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') } }).getJson('/x', { accept }), /^GET \/x: connect ECONNREFUSED 127\.0\.0\.1:1$/],
+  ['watch to a refused port', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') } }).watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ['watch answer cut inside an error body', (_q, s) => s.writeHead(500, { 'Content-Length': '100' }).write('{', () => s.destroy()), c => c.watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: HTTP 500$/],
   ['watch event over the line limit', (_q, s) => s.end('{"type":"' + 'x'.repeat(3000)), c => c.watch('/w', { accept, onEvent: () => {} }), /a line exceeds 1024 bytes/],
   ['watch event that is not JSON', (_q, s) => s.end('{"type":\n'), c => c.watch('/w', { accept, onEvent: () => {} }), /an event is not JSON/],

@@ -9,7 +9,7 @@ import { ServiceAccountApi, isGone } from '../lib/serviceaccount-api.js'
 const apiAnswering = async (t: Test, body: string): Promise<ServiceAccountApi> => {
   const server = http.createServer((_q, s) => s.writeHead(200, { 'Content-Type': 'application/json' }).end(body))
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const client = new KubeClient({ connection: { server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`) }, version: 'test' })
+  const client = new KubeClient({ connection: { server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`) } })
   t.teardown(() => {
     client.close()
     server.closeAllConnections()

@@ -30,7 +30,7 @@ const setup = async (t: Test, seed: FakeServiceAccount[], options: Partial<Servi
   const fake = await FakeApiServer.start()
   fake.metadata = metadata
   fake.seed(seed)
-  const client = new KubeClient({ connection: { server: new URL(fake.url) }, version: 'test' })
+  const client = new KubeClient({ connection: { server: new URL(fake.url) } })
   const registry = new Registry()
   const logs: string[] = []
   const clock = { now: 0 }
@@ -299,7 +299,7 @@ for (const [name, prepare] of stops) {
 t.test('defaults: page size 500, watch timeout 300–600 s, a private registry', async t => {
   const fake = await FakeApiServer.start()
   fake.seed([plain('team-a', 'app')])
-  const client = new KubeClient({ connection: { server: new URL(fake.url) }, version: 'test' })
+  const client = new KubeClient({ connection: { server: new URL(fake.url) } })
   const cache = new ServiceAccountCache({ client })
   t.teardown(async () => {
     await cache.stop()

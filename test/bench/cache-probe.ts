@@ -17,7 +17,6 @@ import v8 from 'node:v8'
 import { KubeClient } from '../../lib/kube-client.js'
 import { ServiceAccountCache } from '../../lib/serviceaccount-cache.js'
 import { accepts, serviceAccountsPath } from '../../lib/serviceaccount-api.js'
-import { version } from '../../lib/version.js'
 
 /** Figures of one probe run. */
 export interface CacheProbeResult {
@@ -97,7 +96,7 @@ const listPages = async (onItem: (item: { metadata: { namespace: string; name: s
 }
 
 const runCache = async (): Promise<CacheProbeResult> => {
-  const client = new KubeClient({ connection: { server: new URL(url) }, version })
+  const client = new KubeClient({ connection: { server: new URL(url) } })
   const cache = new ServiceAccountCache({ client })
   await listPages(() => {})
   const before = memory()
