@@ -11,7 +11,7 @@ import type { Logger } from './log.js'
 import { bodyExcerpt, errorMessage, sendRequest, type OutboundResponse } from './http-request.js'
 import { userAgent } from './version.js'
 import { WorkloadIdentityClient, type WorkloadIdentityClientOptions } from './workload-identity-client.js'
-import type { Env } from './workload-identity-config.js'
+import { credentialEndpoint, envValue, type Env } from './workload-identity-config.js'
 
 /** Environment variables the example app reads besides the client's `STACKIT_*` ones. */
 export const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const
@@ -43,11 +43,6 @@ const regionPattern = /^[a-z0-9-]{1,32}$/
 // A provider-options answer is tens of kilobytes; the cap only stops a runaway body.
 const maxSkeResponseBytes = 4 * 1024 * 1024
 
-const envValue = (env: Env, name: string): string | undefined => {
-  const v = env[name]
-  return v === undefined || v === '' ? undefined : v
-}
-
 /** The provider-options URL, or a reason why the configured endpoint or region is unusable. */
 export const providerOptionsUrl = (
   endpoint: { value: string; fromOption: boolean },
@@ -55,16 +50,8 @@ export const providerOptionsUrl = (
 ): URL | string => {
   if (!regionPattern.test(region)) return `${exampleEnvNames.region} must be a region name such as "eu01", got ${JSON.stringify(region.slice(0, 40))}`
   const source = endpoint.fromOption ? 'option skeEndpoint' : exampleEnvNames.skeEndpoint
-  let base: URL
-  try {
-    base = new URL(endpoint.value)
-  } catch {
-    return `${source} is not a URL: ${JSON.stringify(endpoint.value.slice(0, 100))}`
-  }
-  // The access token is a credential: plain http only when a program chose it explicitly.
-  if (base.protocol !== 'https:' && !(base.protocol === 'http:' && endpoint.fromOption)) {
-    return `${source} must be an https: URL, got ${JSON.stringify(base.protocol)}`
-  }
+  const base = credentialEndpoint(endpoint.value, endpoint.fromOption)
+  if (typeof base === 'string') return `${source} ${base}`
   return new URL(`${base.pathname.replace(/\/+$/, '')}/v2/regions/${region}/provider-options`, base)
 }
 

@@ -40,28 +40,40 @@ interface Picked {
   readonly fromOption: boolean
 }
 
+/** An environment variable's value; empty counts as unset. */
+export const envValue = (env: Env, name: string): string | undefined => {
+  const v = env[name]
+  return v === undefined || v === '' ? undefined : v
+}
+
 const pick = (option: string | undefined, optionName: string, env: Env, envName: string): Picked | undefined => {
   if (option !== undefined && option !== '') return { value: option, source: `option ${optionName}`, fromOption: true }
-  const fromEnv = env[envName]
-  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName, fromOption: false }
-  return undefined
+  const fromEnv = envValue(env, envName)
+  return fromEnv === undefined ? undefined : { value: fromEnv, source: envName, fromOption: false }
+}
+
+/**
+ * Parses the URL of an endpoint that will receive a credential (the token assertion, an access token): the URL,
+ * or why it is unusable (without quoting any user name or password it holds).
+ */
+export const credentialEndpoint = (value: string, fromOption: boolean): URL | string => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return `is not a URL: ${JSON.stringify(value.slice(0, 100))}`
+  }
+  // Credentials in the URL would be sent along and could end up in error messages: refuse them, unquoted.
+  if (url.username !== '' || url.password !== '') return 'must not contain user name or password'
+  // Only over TLS, except to an http: endpoint a program chose itself.
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && fromOption)) return url
+  return `must be an https: URL, got ${JSON.stringify(url.protocol)}`
 }
 
 const parseEndpoint = (picked: Picked): URL => {
-  const bad = (why: string): never => {
-    throw new WebhookError('CONFIG', `token endpoint from ${picked.source} ${why}`)
-  }
-  let url: URL
-  try {
-    url = new URL(picked.value)
-  } catch {
-    return bad(`is not a URL: ${JSON.stringify(picked.value.slice(0, 100))}`)
-  }
-  // Credentials in the URL would be sent along and could end up in error messages: refuse them, unquoted.
-  if (url.username !== '' || url.password !== '') return bad('must not contain user name or password')
-  // The assertion is a credential: it only travels over TLS, except to an http: endpoint a program chose itself.
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && picked.fromOption)) return url
-  return bad(`must be an https: URL, got ${JSON.stringify(url.protocol)}`)
+  const url = credentialEndpoint(picked.value, picked.fromOption)
+  if (typeof url === 'string') throw new WebhookError('CONFIG', `token endpoint from ${picked.source} ${url}`)
+  return url
 }
 
 /** Resolves options and environment into a configuration; throws a CONFIG error naming the missing or bad input. */

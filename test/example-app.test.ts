@@ -129,6 +129,7 @@ t.test('environment only: defaults, and an http: SKE endpoint from the environme
   t.equal(await runExampleApp({ env: {}, logger }), 1, 'default endpoint, no e-mail → exit 1 before any request')
   t.match(JSON.parse(raw), { level: 'error', msg: 'configuration error', code: 'CONFIG', error: /^STACKIT_SERVICE_ACCOUNT_EMAIL is not set/ })
   t.equal(providerOptionsUrl({ value: 'http://ske.example', fromOption: false }, 'eu01'), 'STACKIT_SKE_ENDPOINT must be an https: URL, got "http:"')
+  t.equal(providerOptionsUrl({ value: 'https://user:secret@ske.example', fromOption: true }, 'eu01'), 'option skeEndpoint must not contain user name or password', 'credentials in the URL are refused, unquoted')
 })
 
 t.test('SKE unreachable (default agent, closed port)', async t => {
