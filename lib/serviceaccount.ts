@@ -12,6 +12,11 @@ export interface ServiceAccount {
   readonly name: string
   /** Only annotations whose key starts with the workload-identity prefix. */
   readonly annotations: ReadonlyMap<string, string>
+  /**
+   * Set only when the answer came from a cached copy that may be behind, because the API server could not be
+   * asked: milliseconds since the copy was last known current. The review warns with it.
+   */
+  readonly staleMs?: number
 }
 
 /** Finds ServiceAccounts for the admission path. */
