@@ -8,6 +8,7 @@ import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'n
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { WebhookError, isWebhookError } from './errors.js'
 import type { Logger } from './log.js'
 import type { Registry } from './metrics.js'
@@ -79,9 +80,11 @@ const readOne = async (what: string, file: string): Promise<Buffer> => {
   }
 }
 
+const beginCertificate = '-----BEGIN CERTIFICATE-----'
+
 /** Validates raw file contents; the messages name the file and the problem but never quote its contents. */
 const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer): TlsPair => {
-  if (!cert.includes('-----BEGIN CERTIFICATE-----')) {
+  if (!cert.includes(beginCertificate)) {
     throw new WebhookError('TLS', `TLS certificate file ${certFile} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`)
   }
   let x509: X509Certificate
@@ -89,6 +92,19 @@ const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer)
     x509 = new X509Certificate(cert)
   } catch (e) {
     throw new WebhookError('TLS', `TLS certificate file ${certFile} holds a PEM block that is not a valid X.509 certificate`, { cause: e })
+  }
+  // X509Certificate reads only the leaf, but the TLS server loads every block: a corrupt chain would only
+  // surface when the server starts, or be handed to it on reload.
+  const blocks = cert.toString('latin1').split(beginCertificate).slice(1)
+  for (const [i, block] of blocks.entries()) {
+    if (i === 0) continue // the leaf, parsed above
+    try {
+      new X509Certificate(beginCertificate + block)
+    } catch (e) {
+      const where = `after the leaf (PEM block ${i + 1} of ${blocks.length})`
+      const message = `TLS certificate file ${certFile} holds a corrupt or truncated certificate ${where}`
+      throw new WebhookError('TLS', `${message}; replace it with the complete chain as issued`, { cause: e })
+    }
   }
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key.toString('latin1'))) {
     throw new WebhookError('TLS', `TLS key file ${keyFile} is not a PEM private key (no "BEGIN … PRIVATE KEY" block)`)
@@ -106,13 +122,23 @@ const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer)
       `TLS key file ${keyFile} does not belong to the certificate in ${certFile} (serial ${x509.serialNumber}); both must come from the same issuance`,
     )
   }
+  try {
+    // The server's own loader is the final word (key size and signature strength, anything parsed differently).
+    createSecureContext({ cert, key })
+  } catch (e) {
+    const code = String((e as NodeJS.ErrnoException).code) // OpenSSL's, e.g. ERR_SSL_EE_KEY_TOO_SMALL; never contents
+    const message = `TLS certificate file ${certFile} with key file ${keyFile} is refused by the TLS server (${code})`
+    const hint = 'the usual causes are a key that is too small or a weak signature algorithm'
+    throw new WebhookError('TLS', `${message}; ${hint}`, { cause: e })
+  }
   return { cert, key, serial: x509.serialNumber, notAfter: new Date(x509.validTo), notBefore: new Date(x509.validFrom) }
 }
 
 /**
  * Reads and validates a certificate/key pair once. Rejects with a `TLS` WebhookError that names the file and what
- * is wrong: missing, unreadable, not PEM, not parseable, or key and certificate not a pair. Expiry is not checked
- * here (see {@link createTlsReloader}, which warns).
+ * is wrong: missing, unreadable, not PEM, not parseable (the leaf or any chain certificate after it), key and
+ * certificate not a pair, or refused by the TLS server's loader. Expiry is not checked here (see
+ * {@link createTlsReloader}, which warns).
  */
 export const loadTlsPair = async (certFile: string, keyFile: string): Promise<TlsPair> => {
   const { cert, key } = await readBoth(certFile, keyFile)

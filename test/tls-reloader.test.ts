@@ -8,9 +8,11 @@ import { join } from 'node:path'
 import tls from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isWebhookError } from '../lib/errors.js'
+import { secureOptions } from '../lib/https-server.js'
 import { createLogger } from '../lib/log.js'
 import { Registry } from '../lib/metrics.js'
 import { createTlsReloader, loadTlsPair, type TlsPair, type TlsReloaderOptions } from '../lib/tls-reloader.js'
+import { runCli } from './helpers/webhook-client.js'
 import { makeCa, makeMismatchedPair, makeSelfSigned, makeServerCert, type CertFiles } from './helpers/certs.js'
 
 // One store of real certificates for the whole file; each test copies what it needs into its own directory.
@@ -28,9 +30,29 @@ const expired = await makeServerCert(store, ca, {
   notAfter: new Date('2021-01-01T00:00:00Z'),
 })
 const selfSigned = await makeSelfSigned(store, { serial: 0x5e1f })
+// OpenSSL parses it as X.509, but a TLS server refuses to load it (below security level 1).
+const weakKey = await makeServerCert(store, ca, { name: 'rsa-512', serial: 0x0512, rsaBits: 512 })
 if (!pairA || !pairB || !pairC) throw new Error('certificate setup failed')
 const caPem = await readFile(ca.certFile)
-const keyPems = await Promise.all([pairA, pairB, pairC, mismatched].map(p => readFile(p.keyFile, 'utf8')))
+const keyPems = await Promise.all([pairA, pairB, pairC, mismatched, weakKey].map(p => readFile(p.keyFile, 'utf8')))
+
+/** A certificate file's PEM blocks as the issuer wrote them: the leaf of pairA, then the CA. */
+const leafPem = await readFile(pairA.certFile, 'utf8')
+const caBody = caPem.toString('utf8').split('\n').filter(l => l.length > 0 && !l.startsWith('-----'))
+const pemBlock = (lines: readonly string[], end = true): string =>
+  ['-----BEGIN CERTIFICATE-----', ...lines, ...(end ? ['-----END CERTIFICATE-----'] : []), ''].join('\n')
+/**
+ * Certificate files whose leaf is fine but whose second block is not: X509Certificate reads only the first block,
+ * while the TLS server loads them all. `garbage` is the reported case (ERR_OSSL_ASN1_TOO_LONG in createServer).
+ */
+const brokenChains = {
+  garbage: leafPem + pemBlock(['Zm9vYmFyU0VDUkVUTUFSS0VS']),
+  truncated: leafPem + pemBlock(caBody.slice(0, Math.ceil(caBody.length / 2))),
+  unterminated: leafPem + pemBlock(caBody, false),
+}
+/** pairC's key with a certificate file whose chain block is corrupt, for renewals that must fail. */
+const corruptChain: CertFiles = { ...pairC, certFile: join(store, 'corrupt-chain.crt') }
+await writeFile(corruptChain.certFile, (await readFile(pairC.certFile, 'utf8')) + pemBlock(['Zm9vYmFy']))
 
 const metricName = (name: string): string => `stackit_pod_identity_webhook_${name}`
 
@@ -182,6 +204,13 @@ t.test('initial load refuses a bad pair with a message naming the file and the p
       await copyFile(pairA.certFile, join(d, 'tls.crt'))
       await copyFile(pairB.keyFile, join(d, 'tls.key'))
     }, 'tls.key', /does not belong to the certificate/],
+    ...Object.entries(brokenChains).map(([how, pem]): Case => [`chain block after the leaf ${how}`, async d => {
+      await writeFile(join(d, 'tls.crt'), pem)
+      await copyFile(pairA.keyFile, join(d, 'tls.key'))
+    }, 'tls.crt',
+      /^TLS certificate file \S+ holds a corrupt or truncated certificate after the leaf \(PEM block 2 of 2\);/]),
+    ['RSA key too small for TLS (parses as X.509)', d => writePlain(d, weakKey), 'tls.crt',
+      /^TLS certificate file \S+ with key file \S+ is refused by the TLS server \(ERR_SSL_EE_KEY_TOO_SMALL\); /],
   ]
   for (const [name, arrange, file, message] of cases) {
     t.test(`${name} → refused`, async t => {
@@ -208,6 +237,39 @@ t.test('loadTlsPair returns the validated pair', async t => {
   t.ok(pair.notBefore.getTime() < Date.now())
   t.same(pair.cert, await readFile(pairA.certFile))
   t.same(pair.key, await readFile(pairA.keyFile))
+})
+
+t.test('what start-up accepts, the TLS server serves (blocks it ignores included)', async t => {
+  const keyPem = await readFile(pairA.keyFile, 'utf8')
+  const junkKey = '-----BEGIN PRIVATE KEY-----\nZm9vYmFy\n-----END PRIVATE KEY-----\n'
+  type Case = [name: string, cert: string, key: string]
+  const cases: Case[] = [
+    ['leaf followed by its CA', leafPem + caPem.toString('utf8'), keyPem],
+    ['leaf and CA, CRLF line ends, text between', `${leafPem}issuer: CA\n${caPem}`.replace(/\n/g, '\r\n'), keyPem],
+    // OpenSSL takes the first key that decodes, in the check and in the server alike.
+    ['key file with a junk key block after the key', leafPem, keyPem + junkKey],
+    ['key file with a junk key block before the key', leafPem, junkKey + keyPem],
+    ['key file with a junk certificate block after the key', leafPem, keyPem + pemBlock(['Zm9vYmFy'])],
+  ]
+  for (const [name, cert, key] of cases) {
+    t.test(name, async t => {
+      const dir = t.testdir({ 'tls.crt': cert, 'tls.key': key })
+      const pair = await loadTlsPair(join(dir, 'tls.crt'), join(dir, 'tls.key'))
+      // The options production uses (lib/https-server.ts); createServer throws on what the check missed.
+      const server = https.createServer(secureOptions(pair, 'TLSv1.2'), (_req, res) => res.end('ok'))
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      t.teardown(() => new Promise(resolve => server.close(resolve)))
+      const { port } = server.address() as AddressInfo // a listening TCP server always has an AddressInfo
+      const serial = await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem }, () => {
+          resolve(socket.getPeerCertificate().serialNumber)
+          socket.end()
+        })
+        socket.on('error', reject)
+      })
+      t.equal(serial, pairA.serial)
+    })
+  }
 })
 
 t.test('a valid pair is loaded, logged and exported as metrics', async t => {
@@ -312,26 +374,35 @@ t.test('a pair rewritten file by file is judged only once complete (no spurious 
 })
 
 t.test('a broken renewal keeps the pair in service, is logged once and counted', async t => {
-  const dir = t.testdir()
-  const volume = await kubeletVolume(dir, pairA)
-  const { options, log, counts, reloaded } = setup(dir)
-  const r = await createTlsReloader(options)
-  t.teardown(() => r.close())
+  type Case = [name: string, broken: CertFiles, reason: RegExp]
+  const cases: Case[] = [
+    ['key of another certificate', mismatched, /does not belong to the certificate/],
+    ['corrupt chain block after the leaf', corruptChain, /tls\.crt holds a corrupt or truncated certificate after/],
+  ]
+  for (const [name, broken, reason] of cases) {
+    t.test(name, async t => {
+      const dir = t.testdir()
+      const volume = await kubeletVolume(dir, pairA)
+      const { options, log, counts, reloaded } = setup(dir)
+      const r = await createTlsReloader(options)
+      t.teardown(() => r.close())
 
-  await volume.swap(mismatched)
-  await waitFor('the failure to be counted', () => counts().failure === 1)
-  t.equal(r.current().serial, pairA.serial, 'old pair still in service')
-  t.same(reloaded, [], 'the server was not handed the broken pair')
-  const errors = log.lines.filter(l => l.level === 'error')
-  t.match(errors, [{ msg: /keeping the certificate in service/, reason: /does not belong to the certificate/, serial: pairA.serial }])
+      await volume.swap(broken)
+      await waitFor('the failure to be counted', () => counts().failure === 1)
+      t.equal(r.current().serial, pairA.serial, 'old pair still in service')
+      t.same(reloaded, [], 'the server was not handed the broken pair')
+      const errors = log.lines.filter(l => l.level === 'error')
+      t.match(errors, [{ msg: /keeping the certificate in service/, reason, serial: pairA.serial }])
 
-  // Many polls see the same broken files meanwhile; they must not count again.
-  await sleep(10 * 25)
-  await volume.swap(pairB)
-  await waitFor('recovery', () => r.current().serial === pairB.serial)
-  t.same(counts(), { success: 1, failure: 1 })
-  t.equal(log.lines.filter(l => l.level === 'error').length, 1, 'one error line for one broken pair')
-  noKeyMaterial(t, log.raw())
+      // Many polls see the same broken files meanwhile; they must not count again.
+      await sleep(10 * 25)
+      await volume.swap(pairB)
+      await waitFor('recovery', () => r.current().serial === pairB.serial)
+      t.same(counts(), { success: 1, failure: 1 })
+      t.equal(log.lines.filter(l => l.level === 'error').length, 1, 'one error line for one broken pair')
+      noKeyMaterial(t, log.raw())
+    })
+  }
 })
 
 t.test('files vanishing mid-update are a failure, and their return a success', async t => {
@@ -419,4 +490,16 @@ t.test('an https server hands new connections the renewed certificate (productio
   await volume.swap(pairB)
   await waitFor('the reloader to pick up the swap', () => r.current().serial === pairB.serial)
   t.equal(await peerSerial(), pairB.serial, 'a new connection sees the renewed certificate')
+})
+
+t.test('serve refuses a corrupt chain as a certificate problem before it listens', async t => {
+  const dir = t.testdir({ 'tls.crt': brokenChains.garbage, 'tls.key': await readFile(pairA.keyFile, 'utf8') })
+  const saFile = new URL('../../test/fixtures/serviceaccounts.json', import.meta.url).pathname
+  const ports = ['--bind-address', '127.0.0.1', '--port', '0', '--health-port', '0', '--metrics-port', '0']
+  const r = await runCli(['serve', '--cert-dir', dir, '--service-account', saFile, ...ports])
+  t.equal(r.code, 1)
+  t.match(r.stderr, `"code":"TLS"`)
+  t.match(r.stderr, `TLS certificate file ${join(dir, 'tls.crt')} holds a corrupt or truncated certificate after`)
+  t.notMatch(r.stderr, /cannot listen/)
+  t.notMatch(r.stderr, /Zm9vYmFy/, 'file contents are not echoed')
 })

@@ -1,9 +1,9 @@
 /**
  * Real PEM certificates for tests, made with the `openssl` CLI into a directory the caller owns (a tap testdir
- * or an mkdtemp folder). Keys are EC P-256 because they are generated in milliseconds. Validity is set with
- * exact dates (`openssl ca -startdate/-enddate`), so tests can make certificates that are already expired or not
- * yet valid. openssl's bookkeeping (CSR, index, serial file) lives in a scratch folder that is removed again, so
- * the directory holds only `<name>.crt` and `<name>.key`.
+ * or an mkdtemp folder). Keys are EC P-256 because they are generated in milliseconds (RSA on request). Validity
+ * is set with exact dates (`openssl ca -startdate/-enddate`), so tests can make certificates that are already
+ * expired or not yet valid. openssl's bookkeeping (CSR, index, serial file) lives in a scratch folder that is
+ * removed again, so the directory holds only `<name>.crt` and `<name>.key`.
  */
 import { execFile } from 'node:child_process'
 import { randomBytes, X509Certificate } from 'node:crypto'
@@ -21,6 +21,8 @@ export interface CertFiles {
   keyFile: string
   /** Serial number as Node prints it (`X509Certificate#serialNumber`, `getPeerCertificate().serialNumber`). */
   serial: string
+  /** Start of validity as written into the certificate. */
+  notBefore: Date
   /** End of validity as written into the certificate. */
   notAfter: Date
 }
@@ -35,6 +37,8 @@ export interface CertOptions {
   notBefore?: Date
   /** End of validity; default 30 days from now. Put it in the past to get an expired certificate. */
   notAfter?: Date
+  /** An RSA key of this many bits instead of EC P-256; 512 makes a key that TLS servers refuse as too small. */
+  rsaBits?: number
 }
 
 /** Options for certificates that a TLS server presents. */
@@ -85,9 +89,11 @@ const openssl = (args: readonly string[]): Promise<void> =>
     })
   })
 
-/** Makes a fresh EC P-256 key in PKCS#8 PEM. */
-const newKey = (keyFile: string): Promise<void> =>
-  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile])
+/** Makes a fresh key in PKCS#8 PEM: EC P-256, or RSA with `rsaBits` bits. */
+const newKey = (keyFile: string, rsaBits?: number): Promise<void> =>
+  openssl(rsaBits === undefined
+    ? ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile]
+    : ['genpkey', '-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${rsaBits}`, '-out', keyFile])
 
 /**
  * The one signing path: new key, CSR, then `openssl ca` (self-signed when `issuer` is undefined) with exact
@@ -138,7 +144,7 @@ const issue = async (
       ].join('\n'),
     )
     const csr = join(work, 'request.csr')
-    await newKey(keyFile)
+    await newKey(keyFile, options.rsaBits)
     await openssl(['req', '-new', '-config', config, '-key', keyFile, '-out', csr])
     await openssl([
       'ca', '-batch', '-notext', '-config', config, '-in', csr, '-out', certFile,
@@ -149,7 +155,8 @@ const issue = async (
     await rm(work, { recursive: true, force: true })
   }
   const x509 = new X509Certificate(await readFile(certFile))
-  return { certFile, keyFile, serial: x509.serialNumber, notAfter: new Date(x509.validTo) }
+  const validity = { notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo) }
+  return { certFile, keyFile, serial: x509.serialNumber, ...validity }
 }
 
 /**
@@ -179,6 +186,6 @@ export const makeSelfSigned = (dir: string, options: ServerCertOptions = {}): Pr
  */
 export const makeMismatchedPair = async (dir: string, ca: CertFiles, options: ServerCertOptions = {}): Promise<CertFiles> => {
   const pair = await issue(dir, 'server', ca, options, 'mismatched')
-  await newKey(pair.keyFile) // overwrite the certificate's key with an unrelated one
+  await newKey(pair.keyFile, options.rsaBits) // overwrite the certificate's key with an unrelated one
   return pair
 }
