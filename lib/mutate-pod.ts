@@ -105,33 +105,50 @@ const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonO
   return out
 }
 
+const moveAdvice = 'choose another directory with the federated-token-file annotation or move that mount'
+
 const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean => own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true
 
 /**
  * Brings one container to the configuration. Returns the same object when nothing changes.
  * Conflicts are pushed to `conflicts`; warnings to `warnings`.
+ *
+ * The one mount the webhook writes is its volume at the token directory, and only when nothing else is at that
+ * directory and the volume is mounted at most once (every mount of it belongs there). So no container
+ * it changes ends up with two mounts at one path, which the API server rejects ("mountPath must be unique").
  */
 const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig, conflicts: string[], warnings: string[]): JsonObject => {
   const name = nameOf(container)
   const mounts = objectList(container, 'volumeMounts', where)
-  for (const [i, m] of mounts.entries()) {
-    if (!isString(own(m, 'mountPath'))) badPod(`${where}.volumeMounts[${i}].mountPath`, 'must be a string')
-  }
   const env = objectList(container, 'env', where)
-
-  let newMounts: JsonObject[] | undefined
   const target = c.mountPath
-  const foreign = mounts.find(m => nameOf(m) !== volumeName && normalMountPath(own(m, 'mountPath') as string) === target)
-  if (foreign) {
-    conflicts.push(`container ${showValue(name)} already mounts volume ${showValue(nameOf(foreign))} at ${target}; choose another directory with the federated-token-file annotation or move that mount`)
-    return container
+  const found = conflicts.length
+  let ours = -1
+  let oursCount = 0
+  // One pass, since nearly every container has a few mounts, none of them ours, all with normal paths.
+  for (const [i, m] of mounts.entries()) {
+    const mountPath = own(m, 'mountPath')
+    if (!isString(mountPath)) return badPod(`${where}.volumeMounts[${i}].mountPath`, 'must be a string')
+    if (nameOf(m) === volumeName) {
+      if (oursCount++ === 0) ours = i
+      continue
+    }
+    if (normalMountPath(mountPath) === target) {
+      const volume = showValue(nameOf(m))
+      conflicts.push(`container ${showValue(name)} already mounts volume ${volume} at ${target}; ${moveAdvice}`)
+    }
   }
-  const ours = mounts.findIndex(m => nameOf(m) === volumeName)
+  if (oursCount > 1) {
+    conflicts.push(`container ${showValue(name)} mounts volume ${volumeName} ${oursCount} times; ` +
+      `remove all but one: the webhook mounts it once, read-only at ${target}`)
+  }
   const existing = mounts[ours]
   if (existing && (own(existing, 'subPath') !== undefined || own(existing, 'subPathExpr') !== undefined)) {
     conflicts.push(`container ${showValue(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`)
-    return container
   }
+  if (conflicts.length > found) return container
+
+  let newMounts: JsonObject[] | undefined
   if (!existing) newMounts = [...mounts, { name: volumeName, mountPath: target, readOnly: true }]
   else if (!isDesiredMount(existing, c)) {
     // Moved or made read-only in place (other fields such as mountPropagation stay), so nothing is removed.

@@ -1,4 +1,5 @@
 // 600 randomly built Pods (seeded, so every run checks the same ones) against the mutation's invariants.
+import { posix } from 'node:path'
 import t from 'tap'
 import jsonpatch from 'fast-json-patch'
 import { decidePod } from '../lib/admission-review.js'
@@ -19,10 +20,16 @@ const random = rng(seed)
 const int = (n: number): number => Math.floor(random() * n)
 const chance = (p: number): boolean => random() < p
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T
+/** The same directory as the kernel sees it, often spelled the way people write it: `//`, `/./`, a trailing `/`. */
+const spell = (p: string): string => pick([p, p, `${p}/`, p.replace(/\/([^/]*)$/, '/./$1'), p.replace(/\//g, '//')])
+/** A mount path as the kernel resolves it, written independently of the code under test. */
+const normal = (p: string): string => posix.normalize(p).replace(/\/+$/, '') || '/'
 
 interface Container { name: string; image: string; env?: JsonObject[]; volumeMounts?: JsonObject[]; restartPolicy?: string; unknownField?: JsonObject }
 
-const buildCase = (i: number): { pod: JsonObject; sa: ServiceAccount; mountPath: string; conflict: boolean } => {
+interface Case { pod: JsonObject; sa: ServiceAccount; mountPath: string; conflicting: readonly string[] }
+
+const buildCase = (i: number): Case => {
   const custom = chance(0.3)
   const mountPath = custom ? `/custom/dir${int(3)}` : '/var/run/secrets/stackit.cloud/serviceaccount'
   const annotations = new Map<string, string>([[`${P}service-account-email`, `sa-${i}@sa.stackit.cloud`]])
@@ -47,10 +54,19 @@ const buildCase = (i: number): { pod: JsonObject; sa: ServiceAccount; mountPath:
       c.volumeMounts = [{ name: 'kube-api-access-x', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }]
       if (chance(0.3)) c.volumeMounts.push({ name: 'data', mountPath: '/data' })
       if (chance(0.04)) {
-        c.volumeMounts.push({ name: 'data', mountPath })
+        c.volumeMounts.push({ name: 'data', mountPath: spell(mountPath) })
         conflicting.add(name)
       }
     }
+    // Our volume already mounted: once (stale or current: corrected in place) or twice (both would belong at the
+    // token directory, where one path cannot hold two mounts: denied).
+    const ours = chance(0.2) ? 1 : chance(0.04) ? 2 : 0
+    for (let k = 0; k < ours; k++) {
+      const where = pick([mountPath, spell(mountPath), '/old/stackit', `${mountPath}/sub`])
+      const readOnly = chance(0.5) ? { readOnly: true } : {}
+      ;(c.volumeMounts ??= []).push({ name: 'stackit-workload-identity', mountPath: where, ...readOnly })
+    }
+    if (ours > 1) conflicting.add(name)
     if (chance(0.1)) c.unknownField = { futureApi: [1, { nested: true }] }
     return c
   }
@@ -65,9 +81,11 @@ const buildCase = (i: number): { pod: JsonObject; sa: ServiceAccount; mountPath:
   if (chance(0.1)) podAnnotations[`${P}service-account-token-expiration-seconds`] = String(600 + int(1000))
   // A conflicting mount only matters in a container the webhook does not skip.
   const skipped = new Set((podAnnotations[`${P}skip-containers`] ?? '').split(', '))
-  const conflict = [...conflicting].some(n => !skipped.has(n))
+  const unskipped = [...conflicting].filter(n => !skipped.has(n))
   const spec: JsonObject = { serviceAccountName: 'app', containers, volumes, ...(initContainers.length ? { initContainers } : {}), futureSpecField: 'kept' }
-  return { pod: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'g-', annotations: podAnnotations }, spec }, sa: { namespace: 'ns', name: 'app', annotations }, mountPath, conflict }
+  const metadata = { generateName: 'g-', annotations: podAnnotations }
+  const sa = { namespace: 'ns', name: 'app', annotations }
+  return { pod: { apiVersion: 'v1', kind: 'Pod', metadata, spec }, sa, mountPath, conflicting: unskipped }
 }
 
 const all = (pod: JsonObject): JsonObject[] => {
@@ -78,16 +96,26 @@ const list = (c: JsonObject, f: string): JsonObject[] => (c[f] as JsonObject[] |
 
 t.test('generated Pods keep every invariant', async t => {
   const counts = { mutated: 0, denied: 0, skipped: 0 }
+  // Denials by kind, and mutated Pods whose containers already held a mount of our volume.
+  const kinds = { at: 0, twice: 0, oursBefore: 0 }
   for (let i = 0; i < 600; i++) {
-    const { pod, sa, mountPath, conflict } = buildCase(i)
+    const { pod, sa, mountPath, conflicting } = buildCase(i)
+    const conflict = conflicting.length > 0
     const original = structuredClone(pod)
     const d = decidePod(pod, 'ns', 'app', sa)
     counts[d.outcome]++
     const label = `case ${i} (seed ${seed})`
     t.same(pod, original, `${label}: input never modified`)
     if (conflict) {
-      t.equal(d.outcome, 'denied', `${label}: a mount at the target path is denied`)
+      t.equal(d.outcome, 'denied', `${label}: a clash in the token directory is denied`)
       if (d.outcome === 'denied' && d.error.code !== 'CONFLICT') t.fail(`${label}: ${d.error.code}`)
+      if (d.outcome === 'denied') {
+        kinds.at += Number(d.error.message.includes('already mounts volume'))
+        kinds.twice += Number(/mounts volume stackit-workload-identity \d+ times/.test(d.error.message))
+      }
+      if (d.outcome === 'denied' && !conflicting.some(n => d.error.message.includes(`container "${n}"`))) {
+        t.fail(`${label}: the denial names no conflicting container`)
+      }
       continue
     }
     if (d.outcome === 'denied') {
@@ -120,13 +148,16 @@ t.test('generated Pods keep every invariant', async t => {
     for (const [k, c] of all(patched).entries()) {
       const before = all(original)[k] as JsonObject
       const mounts = list(c, 'volumeMounts')
-      const paths = mounts.map(m => m['mountPath'])
-      if (new Set(paths).size !== paths.length) t.fail(`${label}: duplicate mountPath in ${String(c['name'])}`)
       if (mounts.some(m => !volumeNames.includes(m['name']))) t.fail(`${label}: mount of a missing volume`)
       if (skip.has(c['name'] as string)) {
         if (JSON.stringify(c) !== JSON.stringify(before)) t.fail(`${label}: skipped container changed`)
         continue
       }
+      // The API server rejects two mounts at one path ("mountPath must be unique"); compared as the kernel sees them.
+      const paths = mounts.map(m => normal(m['mountPath'] as string))
+      if (new Set(paths).size !== paths.length) t.fail(`${label}: two mounts at one path in ${String(c['name'])}`)
+      const had = list(before, 'volumeMounts')
+      if (had.some(m => m['name'] === 'stackit-workload-identity')) kinds.oursBefore++
       const ourMounts = mounts.filter(m => m['name'] === 'stackit-workload-identity')
       const emails = list(c, 'env').filter(e => e['name'] === 'STACKIT_SERVICE_ACCOUNT_EMAIL')
       if (ourMounts.length !== 1 || ourMounts[0]?.['mountPath'] !== mountPath) t.fail(`${label}: ${String(c['name'])} needs exactly one mount at ${mountPath}`)
@@ -138,4 +169,5 @@ t.test('generated Pods keep every invariant', async t => {
   t.ok(counts.mutated > 400, `most cases mutate (${counts.mutated})`)
   t.ok(counts.denied > 5, `some cases conflict (${counts.denied})`)
   t.ok(counts.skipped > 0, `some cases skip every container (${counts.skipped})`)
+  for (const [kind, n] of Object.entries(kinds)) t.ok(n > 5, `cases of kind ${kind}: ${n}`)
 })

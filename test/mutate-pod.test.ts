@@ -1,3 +1,4 @@
+import path from 'node:path'
 import t from 'tap'
 import jsonpatch from 'fast-json-patch'
 import { boundWarning, maxWarningLength, mutatePod } from '../lib/mutate-pod.js'
@@ -15,8 +16,14 @@ const config: IdentityConfig = {
 const ourMount = { name: 'stackit-workload-identity', mountPath: config.mountPath, readOnly: true }
 const ourVolume = { name: 'stackit-workload-identity', projected: { sources: [{ serviceAccountToken: { audience: config.audience, expirationSeconds: 600, path: 'token' } }] } }
 const ourEnv = { name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: config.email }
+const dir = config.mountPath
+// Our volume's mount at another path, and a spec of one container with these mounts.
+const oursAt = (mountPath: string): JsonObject => ({ ...ourMount, mountPath })
+const app = (...volumeMounts: JsonObject[]): JsonObject => ({ containers: [{ name: 'app', volumeMounts }] })
 const pod = (spec: JsonObject): JsonObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec })
 const noSkip = new Set<string>()
+/** A mount path as the kernel resolves it, written independently of the code under test. */
+const normal = (p: string): string => path.posix.normalize(p).replace(/\/+$/, '') || '/'
 const at = (o: unknown, ...path: (string | number)[]): unknown => path.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], o)
 
 t.test('injects volume, mount and env into every container and init container', async t => {
@@ -106,6 +113,29 @@ t.test('conflicts and reuse', async t => {
       { mounts: [{ name: 'other', mountPath: '/var/run/secrets' }, ourMount] }],
     ['two conflicts reported together', { containers: [{ name: 'a', volumeMounts: [{ name: 'x', mountPath: config.mountPath }] }, { name: 'b', volumeMounts: [{ name: 'y', mountPath: config.mountPath }] }] },
       { conflict: /container "a" .*; container "b"/ }],
+    // Our volume more than once in a container: every mount of it belongs at the token directory, and a container
+    // cannot hold two mounts at one path (the API server rejects "mountPath must be unique").
+    ['our volume elsewhere and at the token directory → denial, not two mounts at one path',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [oursAt('/old'), ourMount] }] },
+      { conflict: new RegExp('^container "app" mounts volume stackit-workload-identity 2 times; remove all but one: ' +
+        `the webhook mounts it once, read-only at ${dir}$`) }],
+    ['our volume at the token directory and elsewhere → denial',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [ourMount, oursAt('/old')] }] },
+      { conflict: /container "app" mounts volume stackit-workload-identity 2 times/ }],
+    ['our volume twice elsewhere (both would move to the token directory) → denial', app(oursAt('/a'), oursAt('/b')),
+      { conflict: /container "app" mounts volume stackit-workload-identity 2 times/ }],
+    ['our volume three times, one spelled with a trailing / → denial counting all',
+      app(ourMount, oursAt(`${dir}/`), oursAt('/b')),
+      { conflict: /mounts volume stackit-workload-identity 3 times/ }],
+    ['our volume twice in one container, once in another → only the first named',
+      { containers: [{ name: 'a', volumeMounts: [ourMount] }, { name: 'b', volumeMounts: [ourMount, ourMount] }] },
+      { conflict: /^container "b" mounts volume stackit-workload-identity 2 times/ }],
+    ['our volume once elsewhere in each of two containers → both moved', { containers: [
+      { name: 'a', env: [ourEnv], volumeMounts: [oursAt('/a')] }, { name: 'b', volumeMounts: [oursAt('/b')] }] },
+      { mounts: [ourMount] }],
+    ['our own mount below the token directory → moved up to it',
+      { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [oursAt(`${dir}/sub`)] }] },
+      { mounts: [ourMount] }],
   ]
   for (const [name, spec, expect] of rows) {
     const input = pod(spec)
@@ -121,6 +151,10 @@ t.test('conflicts and reuse', async t => {
     if (expect.volumes) t.same(at(r.pod, 'spec', 'volumes'), expect.volumes, `${name}: volumes`)
     if (expect.env) t.same(at(r.pod, 'spec', 'containers', 0, 'env'), expect.env, `${name}: env`)
     if (expect.mounts) t.same(at(r.pod, 'spec', 'containers', 0, 'volumeMounts'), expect.mounts, `${name}: mounts`)
+    for (const c of at(r.pod, 'spec', 'containers') as JsonObject[]) {
+      const paths = ((c['volumeMounts'] ?? []) as JsonObject[]).map(m => normal(m['mountPath'] as string))
+      t.equal(new Set(paths).size, paths.length, `${name}: ${String(c['name'])} holds no two mounts at one path`)
+    }
     const again = mutatePod(r.pod, config, noSkip)
     t.notOk(again.changed, `${name}: idempotent`)
     t.same(jsonpatch.compare(input, r.pod).filter(op => op.op === 'remove'), [], `${name}: no remove operation`)
