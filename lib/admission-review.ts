@@ -70,37 +70,31 @@ const podMeta = (pod: JsonObject): { labels: ReadonlyMap<string, string>; annota
 }
 
 /**
- * The Pod's own opt-out (label or annotation `skip-pod-identity-webhook`): a skip, a denial for a value that is
- * neither true nor false, or undefined when the Pod does not opt out. Decided before any lookup, so an opted-out
- * Pod never waits for, or is denied by, the API server.
+ * The Pod's own opt-out (label or annotation `skip-pod-identity-webhook: "true"`): a skip, or undefined when the
+ * Pod does not opt out. Decided before any lookup, so an opted-out Pod never waits for, or is denied by, the API
+ * server. Any other value is judged after the lookup, by {@link decidePod}.
  */
 export const podOptOutDecision = (pod: JsonObject): PodDecision | undefined => {
   const { labels, annotations } = podMeta(pod)
-  try {
-    return podOptsOut(labels, annotations) ? { outcome: 'skipped', reason: 'Pod opted out', warnings: [] } : undefined
-  } catch (e) {
-    /* c8 ignore next -- podOptsOut throws WebhookErrors only */
-    if (!isWebhookError(e)) throw e
-    return { outcome: 'denied', error: e, warnings: [] }
-  }
+  return podOptsOut(labels, annotations) ? { outcome: 'skipped', reason: 'Pod opted out', warnings: [] } : undefined
 }
 
 /**
- * Decides what to do with a Pod that does not opt out, once its ServiceAccount has been looked up (`undefined`:
- * it does not exist). Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the
- * original.
+ * Decides what to do with a Pod once its ServiceAccount has been looked up (`undefined`: it does not exist).
+ * Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the original.
  */
 export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa: ServiceAccount | undefined): PodDecision => {
-  const { annotations } = podMeta(pod)
+  const { labels, annotations } = podMeta(pod)
   let warnings: readonly string[] = []
   try {
     if (!sa) {
       throw new WebhookError('SERVICEACCOUNT_NOT_FOUND', `ServiceAccount ${namespace}/${saName} not found; create it before the Pod, or fix spec.serviceAccountName`)
     }
-    const identity = resolveIdentity(sa, annotations)
+    const identity = resolveIdentity(sa, annotations, labels)
+    warnings = identity.warnings.map(boundWarning)
     if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings }
     const result = mutatePod(pod, identity.config, skippedContainers(annotations))
-    warnings = result.warnings
+    warnings = [...warnings, ...result.warnings]
     if (!result.changed) {
       return { outcome: 'skipped', reason: result.injected === 0 ? 'all containers skipped' : 'already injected', warnings }
     }

@@ -1,12 +1,13 @@
 /**
- * Turns a ServiceAccount's annotations (and the few Pod-level overrides) into the identity configuration to
- * inject. Pure: a function of its arguments, no I/O, no clock. Every broken annotation is reported, together,
- * in one INVALID_ANNOTATION error whose message names the annotation, its value and the rule.
+ * Turns a ServiceAccount's annotations (and the Pod's own keys) into the identity configuration to inject.
+ * Pure: a function of its arguments, no I/O, no clock. Every broken annotation is reported, together, in one
+ * INVALID_ANNOTATION error whose message names the annotation, its value and the rule. An empty value counts as
+ * an absent one, with a warning. Nothing is denied for a Pod that gets no identity.
  */
 import path from 'node:path'
 import { WebhookError } from './errors.js'
-import { defaults, envNames, keys, tokenExpirationBounds } from './annotations.js'
-import type { ServiceAccount } from './serviceaccount.js'
+import { annotationPrefix, defaults, envNames, keys, tokenExpirationBounds } from './annotations.js'
+import { emptyAnnotations, type ServiceAccount } from './serviceaccount.js'
 
 /** One environment variable to inject. */
 export interface EnvVar {
@@ -27,14 +28,17 @@ export interface IdentityConfig {
   readonly env: readonly EnvVar[]
 }
 
-/** The outcome of reading the annotations: inject this configuration, or leave the Pod alone and why. */
+/**
+ * The outcome of reading the annotations: inject this configuration, or leave the Pod alone and why. The warnings
+ * (empty values, an ignored skip value) are not yet cut to a header's length; the review does that.
+ */
 export type IdentityDecision =
-  | { readonly kind: 'inject'; readonly config: IdentityConfig }
-  | { readonly kind: 'skip'; readonly reason: string }
+  | { readonly kind: 'inject'; readonly config: IdentityConfig; readonly warnings: readonly string[] }
+  | { readonly kind: 'skip'; readonly reason: string; readonly warnings: readonly string[] }
 
 const maxShownValue = 80
 
-/** A value as shown in a denial: JSON-quoted (so spaces and control characters are visible), bounded. */
+/** A value as shown in a denial or warning: JSON-quoted (so spaces and control characters are visible), bounded. */
 export const showValue = (v: string): string =>
   JSON.stringify(v.length > maxShownValue ? `${v.slice(0, maxShownValue)}…` : v)
 
@@ -88,68 +92,112 @@ export const tokenFileProblem = (v: string): string | undefined => {
 /** Kubernetes-style object reference for messages. */
 const saRef = (sa: ServiceAccount): string => `ServiceAccount ${sa.namespace}/${sa.name}`
 
+/** A key as warnings name it: without the common prefix, so the warning fits a header. */
+const shortKey = (key: string): string => key.slice(annotationPrefix.length)
+
+const emptyWarning = (owner: string, kind: string, key: string): string => `${owner} ${kind} ${shortKey(key)} is empty: treated as absent`
+
 /**
- * Reads the workload identity of a Pod from its ServiceAccount's annotations and the Pod's own annotations
- * (only the token expiration override). Throws INVALID_ANNOTATION naming every broken annotation.
+ * Reads the workload identity of a Pod from its ServiceAccount's annotations and the Pod's own keys: the skip
+ * label or annotation, the token expiration override and (for its warning only) skip-containers. A Pod skip value
+ * other than true/false is judged only when the ServiceAccount would give the Pod an identity: then the Pod is
+ * denied, otherwise it is left alone with a warning. Throws INVALID_ANNOTATION naming every broken value.
  */
-export const resolveIdentity = (sa: ServiceAccount, podAnnotations: ReadonlyMap<string, string>): IdentityDecision => {
+export const resolveIdentity = (
+  sa: ServiceAccount,
+  podAnnotations: ReadonlyMap<string, string>,
+  podLabels: ReadonlyMap<string, string> = emptyAnnotations,
+): IdentityDecision => {
   const a = sa.annotations
+  const owner = saRef(sa)
   const problems: string[] = []
-  const bad = (owner: string, key: string, value: string, rule: string): undefined => {
-    problems.push(`${owner} annotation ${key}=${showValue(value)} ${rule}`)
+  const warnings: string[] = []
+  const bad = (who: string, kind: string, key: string, value: string, rule: string): undefined => {
+    problems.push(`${who} ${kind} ${key}=${showValue(value)} ${rule}`)
     return undefined
   }
-  const owner = saRef(sa)
+  /** An annotation's value: undefined when absent or empty (with a warning). */
+  const read = (map: ReadonlyMap<string, string>, who: string, key: string): string | undefined => {
+    const v = map.get(key)
+    if (v !== '') return v
+    warnings.push(emptyWarning(who, 'annotation', key))
+    return undefined
+  }
+
+  const malformedPodSkip: (readonly [kind: string, value: string])[] = []
+  for (const [kind, map] of [['label', podLabels], ['annotation', podAnnotations]] as const) {
+    const v = map.get(keys.skip)
+    if (v === undefined) continue
+    const b = parseBoolean(v)
+    if (v === '') warnings.push(emptyWarning('Pod', kind, keys.skip))
+    else if (b === true) return { kind: 'skip', reason: 'Pod opted out', warnings: [] }
+    else if (b === undefined) malformedPodSkip.push([kind, v])
+  }
+  const leftAlone = (reason: string): IdentityDecision => {
+    for (const [kind, v] of malformedPodSkip) {
+      warnings.push(`Pod ${kind} ${shortKey(keys.skip)}=${showValue(v)} ignored: not "true" or "false", and no identity applies`)
+    }
+    return { kind: 'skip', reason, warnings }
+  }
 
   // Without the e-mail annotation the ServiceAccount is not ours: nothing else on it is read or judged.
-  const email = a.get(keys.email)
-  if (email === undefined) return { kind: 'skip', reason: 'ServiceAccount has no service-account-email annotation' }
-  const skip = a.get(keys.skip)
-  if (skip !== undefined) {
-    const b = parseBoolean(skip)
-    if (b === undefined) bad(owner, keys.skip, skip, 'must be "true" or "false"')
-    else if (b) return { kind: 'skip', reason: 'ServiceAccount opted out' }
+  const emailValue = a.get(keys.email)
+  if (emailValue === undefined) return leftAlone('ServiceAccount has no service-account-email annotation')
+  if (emailValue === '') {
+    warnings.push(emptyWarning(owner, 'annotation', keys.email))
+    return leftAlone('ServiceAccount has an empty service-account-email annotation')
   }
-  if (!isPlainEmail(email)) bad(owner, keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
+  const skip = a.get(keys.skip)
+  if (skip === '') warnings.push(emptyWarning(owner, 'annotation', keys.skip))
+  else if (skip !== undefined) {
+    const b = parseBoolean(skip)
+    if (b === undefined) bad(owner, 'annotation', keys.skip, skip, 'must be "true" or "false"')
+    else if (b) return leftAlone('ServiceAccount opted out')
+  }
+  const email = read(a, owner, keys.email)
+  if (email !== undefined && !isPlainEmail(email)) bad(owner, 'annotation', keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
 
-  const audienceValue = a.get(keys.audience)
+  const audienceValue = read(a, owner, keys.audience)
   const audience = audienceValue === undefined ? defaults.audience
     : audienceValue.trim() !== '' && audienceValue.trim() === audienceValue ? audienceValue
-      : bad(owner, keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
+      : bad(owner, 'annotation', keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
 
-  const saExpirationValue = a.get(keys.tokenExpiration)
+  const saExpirationValue = read(a, owner, keys.tokenExpiration)
   const saExpiration = saExpirationValue === undefined ? defaults.tokenExpirationSeconds
-    : parseExpiration(saExpirationValue) ?? bad(owner, keys.tokenExpiration, saExpirationValue, expirationRule)
-  const podExpirationValue = podAnnotations.get(keys.tokenExpiration)
+    : parseExpiration(saExpirationValue) ?? bad(owner, 'annotation', keys.tokenExpiration, saExpirationValue, expirationRule)
+  const podExpirationValue = read(podAnnotations, 'Pod', keys.tokenExpiration)
   const expiration = podExpirationValue === undefined ? saExpiration
-    : parseExpiration(podExpirationValue) ?? bad('Pod', keys.tokenExpiration, podExpirationValue, expirationRule)
+    : parseExpiration(podExpirationValue) ?? bad('Pod', 'annotation', keys.tokenExpiration, podExpirationValue, expirationRule)
 
   const env: EnvVar[] = []
-  const idpExpirationValue = a.get(keys.idpTokenExpiration)
+  const idpExpirationValue = read(a, owner, keys.idpTokenExpiration)
   if (idpExpirationValue !== undefined) {
     const n = parseIntegerIn(idpExpirationValue, 1, Number.MAX_SAFE_INTEGER)
-    if (n === undefined) bad(owner, keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
+    if (n === undefined) bad(owner, 'annotation', keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
     else env.push({ name: envNames.idpTokenExpiration, value: String(n) })
   }
-  const endpoint = a.get(keys.idpTokenEndpoint)
+  const endpoint = read(a, owner, keys.idpTokenEndpoint)
   if (endpoint !== undefined) {
-    if (!isHttpsUrl(endpoint)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
+    if (!isHttpsUrl(endpoint)) bad(owner, 'annotation', keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
     else env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
   }
   let mountPath: string = defaults.mountPath
   let tokenPath: string = defaults.tokenPath
-  const tokenFile = a.get(keys.federatedTokenFile)
+  const tokenFile = read(a, owner, keys.federatedTokenFile)
   if (tokenFile !== undefined) {
     const problem = tokenFileProblem(tokenFile)
-    if (problem !== undefined) bad(owner, keys.federatedTokenFile, tokenFile, problem)
+    if (problem !== undefined) bad(owner, 'annotation', keys.federatedTokenFile, tokenFile, problem)
     else {
       mountPath = path.posix.dirname(tokenFile)
       tokenPath = path.posix.basename(tokenFile)
       env.push({ name: envNames.federatedTokenFile, value: tokenFile })
     }
   }
+  if (podAnnotations.get(keys.skipContainers) === '') warnings.push(emptyWarning('Pod', 'annotation', keys.skipContainers))
+  // An identity applies, so a skip value that is neither true nor false may mean "leave me alone": do not guess.
+  for (const [kind, v] of malformedPodSkip) bad('Pod', kind, keys.skip, v, 'must be "true" or "false"')
 
-  if (problems.length > 0 || audience === undefined || expiration === undefined) {
+  if (problems.length > 0 || email === undefined || audience === undefined || expiration === undefined) {
     throw new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`)
   }
   return {
@@ -162,26 +210,16 @@ export const resolveIdentity = (sa: ServiceAccount, podAnnotations: ReadonlyMap<
       tokenPath,
       env: [{ name: envNames.email, value: email }, ...env],
     },
+    warnings,
   }
 }
 
 /**
- * Whether the Pod itself opts out, by label or annotation `skip-pod-identity-webhook`. `"false"` does not skip;
- * any value other than true/false is an INVALID_ANNOTATION error.
+ * Whether the Pod itself opts out, by label or annotation `skip-pod-identity-webhook: "true"` (case ignored).
+ * Any other value does not: it is judged by {@link resolveIdentity} once the ServiceAccount is known.
  */
-export const podOptsOut = (labels: ReadonlyMap<string, string>, annotations: ReadonlyMap<string, string>): boolean => {
-  const problems: string[] = []
-  let skip = false
-  for (const [kind, map] of [['label', labels], ['annotation', annotations]] as const) {
-    const v = map.get(keys.skip)
-    if (v === undefined) continue
-    const b = parseBoolean(v)
-    if (b === undefined) problems.push(`Pod ${kind} ${keys.skip}=${showValue(v)} must be "true" or "false"`)
-    else skip ||= b
-  }
-  if (problems.length > 0) throw new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}.`)
-  return skip
-}
+export const podOptsOut = (labels: ReadonlyMap<string, string>, annotations: ReadonlyMap<string, string>): boolean =>
+  parseBoolean(labels.get(keys.skip) ?? '') === true || parseBoolean(annotations.get(keys.skip) ?? '') === true
 
 /** Container names listed in the Pod annotation `skip-containers` ("a, b"), trimmed, empties dropped. */
 export const skippedContainers = (annotations: ReadonlyMap<string, string>): ReadonlySet<string> =>

@@ -121,6 +121,7 @@ t.test('denials inside a well-formed review', async t => {
   const rows: [name: string, request: JsonObject, source: ServiceAccountSource, code: number, message: RegExp][] = [
     ['no namespace', { ...req, namespace: undefined }, referenceSource, 400, /request.namespace must be set/],
     ['object not a Pod', { ...req, object: 'x' }, referenceSource, 400, /request.object must be a Pod object/],
+    ['Pod without spec', { ...req, object: { kind: 'Pod', metadata: {} } }, referenceSource, 400, /Pod spec must be an object/],
     ['malformed Pod', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'test-sa-bare-bones', containers: 3 } } }, referenceSource, 400, /spec.containers must be a list/],
     ['ServiceAccount missing', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'ghost', containers: [] } } }, referenceSource, 403, /ServiceAccount default\/ghost not found/],
     ['lookup failed', req, failing, 403, /could not be looked up: timeout after 2s/],
@@ -157,7 +158,7 @@ t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAc
   const rows: Row[] = [
     ['annotation opt-out while the API server is down → skipped', { metadata: { annotations: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
     ['label opt-out → skipped', { metadata: { labels: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
-    ['opt-out value neither true nor false → denied', { metadata: { annotations: { [skip]: 'nope' } }, spec: { containers: [] } }, 'denied', /Pod annotation .*="nope" must be "true" or "false"/],
+    ['opt-out "TRUE" (case ignored) → skipped', { metadata: { labels: { [skip]: 'TRUE' } }, spec: { containers: [] } }, 'skipped'],
     ['ServiceAccount name ".." → denied', { spec: { serviceAccountName: '..', containers: [] } }, 'denied', /spec.serviceAccountName "\.\." is not a valid ServiceAccount name/],
     ['ServiceAccount name "." → denied', { spec: { serviceAccountName: '.', containers: [] } }, 'denied', /"\." is not a valid/],
     ['ServiceAccount name with a slash → denied', { spec: { serviceAccountName: 'a/b', containers: [] } }, 'denied', /"a\/b" is not a valid/],
@@ -172,6 +173,53 @@ t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAc
   t.equal((await reviewPod({ spec: { serviceAccountName: 'my-app.v2', containers: [] } }, 'ns', down)).outcome, 'denied', 'a valid dotted name is looked up')
   t.equal(lookups, 1)
   t.equal(podOptOutDecision({ spec: {} }), undefined, 'no metadata: no opt-out')
+  for (const value of ['false', 'nope', '']) {
+    const before = lookups
+    await reviewPod({ metadata: { labels: { [skip]: value } }, spec: { containers: [] } }, 'ns', down)
+    t.equal(lookups, before + 1, `skip label ${JSON.stringify(value)}: the ServiceAccount is looked up`)
+  }
+})
+
+t.test('a malformed skip value denies only a Pod that would get an identity', async t => {
+  const skip = 'workload-identity.stackit.cloud/skip-pod-identity-webhook'
+  const source = new StaticServiceAccountSource([
+    { namespace: 'ns', name: 'plain', annotations: new Map() },
+    { namespace: 'ns', name: 'ours', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) },
+  ])
+  const podWith = (serviceAccountName: string, labels: Record<string, string>, annotations: Record<string, string> = {}): JsonObject =>
+    ({ metadata: { labels, annotations }, spec: { serviceAccountName, containers: [{ name: 'app' }] } })
+  type Row = [name: string, pod: JsonObject, outcome: PodDecision['outcome'], detail: RegExp | string[]]
+  const rows: Row[] = [
+    ['label "yes", ServiceAccount without identity → allowed untouched, a warning names the value', podWith('plain', { [skip]: 'yes' }), 'skipped',
+      ['Pod label skip-pod-identity-webhook="yes" ignored: not "true" or "false", and no identity applies']],
+    ['annotation "maybe", ServiceAccount without identity → allowed untouched', podWith('plain', {}, { [skip]: 'maybe' }), 'skipped',
+      ['Pod annotation skip-pod-identity-webhook="maybe" ignored: not "true" or "false", and no identity applies']],
+    ['label "yes", ServiceAccount with identity → denied naming the label and value', podWith('ours', { [skip]: 'yes' }), 'denied',
+      /^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix the annotation and create the Pod again\.$/],
+    ['label "false", ServiceAccount with identity → mutated', podWith('ours', { [skip]: 'false' }), 'mutated', []],
+    ['empty label, ServiceAccount with identity → mutated with a warning', podWith('ours', { [skip]: '' }), 'mutated',
+      ['Pod label skip-pod-identity-webhook is empty: treated as absent']],
+  ]
+  for (const [name, pod, outcome, detail] of rows) {
+    const d = await reviewPod(pod, 'ns', source)
+    t.equal(d.outcome, outcome, name)
+    if (detail instanceof RegExp) t.match(d.outcome === 'denied' ? d.error.message : '', detail, name)
+    else t.same(d.warnings, detail, `${name}: warnings`)
+    if (d.outcome === 'denied') t.equal(d.error.code, 'INVALID_ANNOTATION', name)
+  }
+})
+
+t.test('an empty service-account-email: allowed untouched, the warning reaches the response', async t => {
+  const source = new StaticServiceAccountSource([
+    { namespace: 'ns', name: 'templated', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', ''], ['workload-identity.stackit.cloud/audience', '']]) },
+  ])
+  const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+    uid: 'u-1', operation: 'CREATE', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'ns',
+    object: { metadata: { name: 'p' }, spec: { serviceAccountName: 'templated', containers: [{ name: 'app' }] } },
+  } }
+  const { response, summary } = await admit(parseReview(review), source)
+  t.same(responseOf(response), { uid: 'u-1', allowed: true, warnings: ['ServiceAccount ns/templated annotation service-account-email is empty: treated as absent'] })
+  t.equal(summary.outcome, 'skipped')
 })
 
 t.test('ServiceAccount and Pod names', async t => {

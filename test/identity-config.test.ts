@@ -39,7 +39,40 @@ t.test('valid annotations → configuration', async t => {
     t.match(d.config, rest, name)
     if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
     t.equal(d.config.email, email, `${name}: email`)
+    t.same(d.warnings, [], `${name}: no warnings`)
   }
+})
+
+t.test('an empty value counts as absent, with a warning naming it', async t => {
+  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, expect: Record<string, unknown>, warning: string]
+  const defaultsOnly = { audience: 'sts.accounts.stackit.cloud', expirationSeconds: 600, mountPath: '/var/run/secrets/stackit.cloud/serviceaccount', tokenPath: 'token', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email]] }
+  const on = (key: string): string => `ServiceAccount team-a/app annotation ${key} is empty: treated as absent`
+  const rows: Row[] = [
+    ['empty audience → default', { 'service-account-email': email, audience: '' }, {}, defaultsOnly, on('audience')],
+    ['empty token expiration → default', { 'service-account-email': email, 'service-account-token-expiration-seconds': '' }, {}, defaultsOnly, on('service-account-token-expiration-seconds')],
+    ['empty idp token expiration → no env', { 'service-account-email': email, 'idp-token-expiration-seconds': '' }, {}, defaultsOnly, on('idp-token-expiration-seconds')],
+    ['empty idp token endpoint → no env', { 'service-account-email': email, 'idp-token-endpoint': '' }, {}, defaultsOnly, on('idp-token-endpoint')],
+    ['empty federated token file → default path, no env', { 'service-account-email': email, 'federated-token-file': '' }, {}, defaultsOnly, on('federated-token-file')],
+    ['empty ServiceAccount skip → not skipped', { 'service-account-email': email, 'skip-pod-identity-webhook': '' }, {}, defaultsOnly, on('skip-pod-identity-webhook')],
+    ['empty Pod token expiration → the ServiceAccount value', { 'service-account-email': email, 'service-account-token-expiration-seconds': '1200' }, { 'service-account-token-expiration-seconds': '' },
+      { expirationSeconds: 1200 }, 'Pod annotation service-account-token-expiration-seconds is empty: treated as absent'],
+    ['empty Pod skip annotation → not skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': '' }, defaultsOnly, 'Pod annotation skip-pod-identity-webhook is empty: treated as absent'],
+    ['empty Pod skip-containers → every container', { 'service-account-email': email }, { 'skip-containers': '' }, defaultsOnly, 'Pod annotation skip-containers is empty: treated as absent'],
+  ]
+  for (const [name, annotations, pod, expect, warning] of rows) {
+    const d = resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
+    if (d.kind !== 'inject') {
+      t.fail(`${name}: expected inject, got skip`)
+      continue
+    }
+    const { env, ...rest } = expect
+    t.match(d.config, rest, name)
+    if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
+    t.same(d.warnings, [warning], `${name}: one warning naming the key`)
+    t.ok(d.warnings.every(w => w.length < 120), `${name}: warnings fit a header`)
+  }
+  const label = resolveIdentity(sa({ 'service-account-email': email }), none, new Map([[P + 'skip-pod-identity-webhook', '']]))
+  t.same([label.kind, label.warnings], ['inject', ['Pod label skip-pod-identity-webhook is empty: treated as absent']], 'empty Pod skip label → not skipped')
 })
 
 t.test('skips', async t => {
@@ -54,16 +87,47 @@ t.test('skips', async t => {
     const d = resolveIdentity(sa(annotations), none)
     t.equal(d.kind, 'skip', name)
     if (d.kind === 'skip') t.match(d.reason, reason, name)
+    t.same(d.warnings, [], `${name}: no warnings`)
   }
 })
 
+t.test('an empty e-mail means "not ours": skipped, with a warning, nothing else judged', async t => {
+  const d = resolveIdentity(sa({ 'service-account-email': '', audience: ' bad ', 'idp-token-endpoint': 'http://x' }), none)
+  t.equal(d.kind, 'skip')
+  if (d.kind === 'skip') t.match(d.reason, /empty service-account-email/)
+  t.same(d.warnings, ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent'])
+})
+
+t.test('the Pod skip label or annotation: "true" skips, a malformed value is judged only when an identity applies', async t => {
+  type Row = [name: string, annotations: Record<string, string>, labels: Record<string, string>, podAnnotations: Record<string, string>, kind: 'inject' | 'skip', warnings: string[]]
+  const yes = 'Pod label skip-pod-identity-webhook="yes" ignored: not "true" or "false", and no identity applies'
+  const rows: Row[] = [
+    ['label "true" → skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'true' }, {}, 'skip', []],
+    ['annotation "True" → skipped', { 'service-account-email': email }, {}, { 'skip-pod-identity-webhook': 'True' }, 'skip', []],
+    ['label "false" → injected', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'false' }, {}, 'inject', []],
+    ['label "yes", annotation "true" → skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'yes' }, { 'skip-pod-identity-webhook': 'true' }, 'skip', []],
+    ['label "yes", no identity → skipped with a warning naming the value', {}, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip', [yes]],
+    ['label "yes", empty e-mail → skipped, both warnings', { 'service-account-email': '' }, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip',
+      ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent', yes]],
+    ['label "yes", ServiceAccount opted out → skipped with the warning', { 'service-account-email': email, 'skip-pod-identity-webhook': 'true' }, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip', [yes]],
+    ['annotation with a newline, no identity → the warning shows it escaped', {}, {}, { 'skip-pod-identity-webhook': 'true\n' }, 'skip',
+      ['Pod annotation skip-pod-identity-webhook="true\\n" ignored: not "true" or "false", and no identity applies']],
+  ]
+  for (const [name, annotations, labels, podAnnotations, kind, warnings] of rows) {
+    const d = resolveIdentity(sa(annotations), new Map(Object.entries(podAnnotations).map(([k, v]) => [P + k, v])), new Map(Object.entries(labels).map(([k, v]) => [P + k, v])))
+    t.equal(d.kind, kind, name)
+    t.same(d.warnings, warnings, `${name}: warnings`)
+  }
+  const long = resolveIdentity(sa({}), none, new Map([[P + 'skip-pod-identity-webhook', 'y'.repeat(300)]]))
+  t.ok(long.warnings.length === 1 && long.warnings.every(w => w.includes('…')), 'a long value is cut in the warning')
+})
+
 t.test('invalid annotations → one denial naming each', async t => {
-  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, message: RegExp[]]
+  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, message: RegExp[], labels?: Record<string, string>]
   const rows: Row[] = [
     ['display-name e-mail', { 'service-account-email': 'App <app@sa.stackit.cloud>' }, {}, [/service-account-email="App <app@sa.stackit.cloud>" must be a plain e-mail/]],
     ['e-mail with a space', { 'service-account-email': 'app @sa.stackit.cloud' }, {}, [/plain e-mail/]],
     ['e-mail without domain dot', { 'service-account-email': 'app@localhost' }, {}, [/plain e-mail/]],
-    ['empty audience', { 'service-account-email': email, audience: '' }, {}, [/audience="" must be non-empty/]],
     ['blank audience', { 'service-account-email': email, audience: '  ' }, {}, [/audience="  " must be non-empty/]],
     ['audience with surrounding spaces', { 'service-account-email': email, audience: ' a ' }, {}, [/without surrounding spaces/]],
     ['expiration below 600', { 'service-account-email': email, 'service-account-token-expiration-seconds': '599' }, {}, [/="599" must be a whole number of seconds from 600 to 4294967296/]],
@@ -86,19 +150,27 @@ t.test('invalid annotations → one denial naming each', async t => {
     ['token file directly in /', { 'service-account-email': email, 'federated-token-file': '/token' }, {}, [/not directly in "\/"/]],
     ['token file with a colon', { 'service-account-email': email, 'federated-token-file': '/var/run:x/token' }, {}, [/must not contain whitespace/]],
     ['skip annotation "yes"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'yes' }, {}, [/skip-pod-identity-webhook="yes" must be "true" or "false"/]],
-    ['three errors together', { 'service-account-email': 'x', audience: '', 'idp-token-expiration-seconds': '-1' }, {},
-      [/service-account-email="x"/, /audience=""/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
+    ['three errors together', { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' }, {},
+      [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
+    ['Pod skip label "yes" with an identity', { 'service-account-email': email }, {},
+      [/^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix the annotation and create the Pod again\.$/],
+      { 'skip-pod-identity-webhook': 'yes' }],
+    ['ServiceAccount and Pod problems together, the ServiceAccount first', { 'service-account-email': email, audience: ' ' }, {},
+      [/^ServiceAccount team-a\/app annotation .*audience=" ".*; Pod label .*="yes" must be "true" or "false"\. Fix the annotations/],
+      { 'skip-pod-identity-webhook': 'yes' }],
   ]
-  for (const [name, annotations, pod, messages] of rows) {
+  for (const [name, annotations, pod, messages, labels = {}] of rows) {
     let caught: unknown
     try {
-      resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
+      resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])), new Map(Object.entries(labels).map(([k, v]) => [P + k, v])))
     } catch (e) {
       caught = e
     }
     t.ok(isWebhookError(caught, 'INVALID_ANNOTATION'), `${name}: INVALID_ANNOTATION`)
-    for (const m of messages) t.match((caught as Error).message, m, name)
-    if (!pod['service-account-token-expiration-seconds']) t.match((caught as Error).message, /^ServiceAccount team-a\/app annotation/, `${name}: names the ServiceAccount`)
+    const message = caught instanceof Error ? caught.message : ''
+    for (const m of messages) t.match(message, m, name)
+    if (!pod['service-account-token-expiration-seconds'] && Object.keys(labels).length === 0) t.match(message, /^ServiceAccount team-a\/app annotation/, `${name}: names the ServiceAccount`)
+    t.match(message, /Fix the annotations? and create the Pod again\.$/, `${name}: says how to fix it`)
   }
 })
 
@@ -126,7 +198,7 @@ t.test('token file rule accepts good paths', async t => {
 })
 
 t.test('Pod opt-out by label or annotation, by value', async t => {
-  type Row = [name: string, labels: Record<string, string>, annotations: Record<string, string>, skip: boolean | RegExp]
+  type Row = [name: string, labels: Record<string, string>, annotations: Record<string, string>, skip: boolean]
   const k = P + 'skip-pod-identity-webhook'
   const rows: Row[] = [
     ['nothing set', {}, {}, false],
@@ -134,13 +206,14 @@ t.test('Pod opt-out by label or annotation, by value', async t => {
     ['annotation true', {}, { [k]: 'true' }, true],
     ['annotation false', {}, { [k]: 'false' }, false],
     ['label false, annotation true', { [k]: 'false' }, { [k]: 'true' }, true],
-    ['label garbage', { [k]: 'maybe' }, {}, /Pod label .*="maybe" must be "true" or "false"/],
-    ['annotation empty', {}, { [k]: '' }, /Pod annotation .*="" must be/],
+    ['label TRUE', { [k]: 'TRUE' }, {}, true],
+    // Only "true" skips the lookup; anything else is judged once the ServiceAccount is known (resolveIdentity).
+    ['label garbage', { [k]: 'maybe' }, {}, false],
+    ['annotation empty', {}, { [k]: '' }, false],
+    ['label garbage, annotation true', { [k]: 'maybe' }, { [k]: 'true' }, true],
   ]
   for (const [name, labels, annotations, skip] of rows) {
-    const run = (): boolean => podOptsOut(new Map(Object.entries(labels)), new Map(Object.entries(annotations)))
-    if (skip instanceof RegExp) t.throws(run, { code: 'INVALID_ANNOTATION', message: skip }, name)
-    else t.equal(run(), skip, name)
+    t.equal(podOptsOut(new Map(Object.entries(labels)), new Map(Object.entries(annotations))), skip, name)
   }
 })
 
