@@ -109,12 +109,16 @@ const moveAdvice = 'choose another directory with the federated-token-file annot
 
 const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean => own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true
 
+/** True when normal path `p` lies below normal directory `dir` (not `/`): `/a/b/c` is inside `/a/b`, `/a/bc` is not. */
+const isInside = (p: string, dir: string): boolean =>
+  p.length > dir.length && p.charCodeAt(dir.length) === 0x2f && p.startsWith(dir)
+
 /**
  * Brings one container to the configuration. Returns the same object when nothing changes.
  * Conflicts are pushed to `conflicts`; warnings to `warnings`.
  *
- * The one mount the webhook writes is its volume at the token directory, and only when nothing else is at that
- * directory and the volume is mounted at most once (every mount of it belongs there). So no container
+ * The one mount the webhook writes is its volume at the token directory, and only when nothing else is at or
+ * inside that directory and the volume is mounted at most once (every mount of it belongs there). So no container
  * it changes ends up with two mounts at one path, which the API server rejects ("mountPath must be unique").
  */
 const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig, conflicts: string[], warnings: string[]): JsonObject => {
@@ -133,9 +137,15 @@ const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig
       if (oursCount++ === 0) ours = i
       continue
     }
-    if (normalMountPath(mountPath) === target) {
+    const p = normalMountPath(mountPath)
+    if (p === target) {
       const volume = showValue(nameOf(m))
       conflicts.push(`container ${showValue(name)} already mounts volume ${volume} at ${target}; ${moveAdvice}`)
+    } else if (isInside(p, target)) {
+      // A mount below ours covers the token (a subPath file at .../token) or part of the projection.
+      const volume = showValue(nameOf(m))
+      conflicts.push(`container ${showValue(name)} mounts volume ${volume} at ${showValue(mountPath)}, ` +
+        `inside the token directory ${target}, on top of the token; ${moveAdvice}`)
     }
   }
   if (oursCount > 1) {

@@ -57,6 +57,15 @@ const buildCase = (i: number): Case => {
         c.volumeMounts.push({ name: 'data', mountPath: spell(mountPath) })
         conflicting.add(name)
       }
+      // Inside the token directory (shadows the token): denied. A parent or a sibling sharing the prefix: allowed.
+      if (chance(0.03)) {
+        const inside = `${mountPath}/${pick(['token', 'tok0', 'sub/x'])}`
+        c.volumeMounts.push({ name: 'data', mountPath: spell(inside), subPath: 'f' })
+        conflicting.add(name)
+      }
+      if (chance(0.1)) c.volumeMounts.push({ name: 'data', mountPath: spell(posix.dirname(mountPath)), subPath: 'up' })
+      const sibling = `${mountPath}${pick(['-other', '.d', '0'])}`
+      if (chance(0.1)) c.volumeMounts.push({ name: 'data', mountPath: sibling, subPath: 'side' })
     }
     // Our volume already mounted: once (stale or current: corrected in place) or twice (both would belong at the
     // token directory, where one path cannot hold two mounts: denied).
@@ -96,8 +105,8 @@ const list = (c: JsonObject, f: string): JsonObject[] => (c[f] as JsonObject[] |
 
 t.test('generated Pods keep every invariant', async t => {
   const counts = { mutated: 0, denied: 0, skipped: 0 }
-  // Denials by kind, and mutated Pods whose containers already held a mount of our volume.
-  const kinds = { at: 0, twice: 0, oursBefore: 0 }
+  // Denials by kind, and mutated Pods whose containers already held a mount next to or of the token directory.
+  const kinds = { at: 0, inside: 0, twice: 0, nearby: 0, oursBefore: 0 }
   for (let i = 0; i < 600; i++) {
     const { pod, sa, mountPath, conflicting } = buildCase(i)
     const conflict = conflicting.length > 0
@@ -111,6 +120,7 @@ t.test('generated Pods keep every invariant', async t => {
       if (d.outcome === 'denied' && d.error.code !== 'CONFLICT') t.fail(`${label}: ${d.error.code}`)
       if (d.outcome === 'denied') {
         kinds.at += Number(d.error.message.includes('already mounts volume'))
+        kinds.inside += Number(d.error.message.includes(', inside the token directory'))
         kinds.twice += Number(/mounts volume stackit-workload-identity \d+ times/.test(d.error.message))
       }
       if (d.outcome === 'denied' && !conflicting.some(n => d.error.message.includes(`container "${n}"`))) {
@@ -158,6 +168,7 @@ t.test('generated Pods keep every invariant', async t => {
       if (new Set(paths).size !== paths.length) t.fail(`${label}: two mounts at one path in ${String(c['name'])}`)
       const had = list(before, 'volumeMounts')
       if (had.some(m => m['name'] === 'stackit-workload-identity')) kinds.oursBefore++
+      if (had.some(m => m['subPath'] === 'up' || m['subPath'] === 'side')) kinds.nearby++
       const ourMounts = mounts.filter(m => m['name'] === 'stackit-workload-identity')
       const emails = list(c, 'env').filter(e => e['name'] === 'STACKIT_SERVICE_ACCOUNT_EMAIL')
       if (ourMounts.length !== 1 || ourMounts[0]?.['mountPath'] !== mountPath) t.fail(`${label}: ${String(c['name'])} needs exactly one mount at ${mountPath}`)

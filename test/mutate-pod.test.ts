@@ -17,8 +17,9 @@ const ourMount = { name: 'stackit-workload-identity', mountPath: config.mountPat
 const ourVolume = { name: 'stackit-workload-identity', projected: { sources: [{ serviceAccountToken: { audience: config.audience, expirationSeconds: 600, path: 'token' } }] } }
 const ourEnv = { name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: config.email }
 const dir = config.mountPath
-// Our volume's mount at another path, and a spec of one container with these mounts.
+// Our volume's mount at another path, another volume's mount, and a spec of one container with these mounts.
 const oursAt = (mountPath: string): JsonObject => ({ ...ourMount, mountPath })
+const cfgAt = (mountPath: string): JsonObject => ({ name: 'cfg', mountPath })
 const app = (...volumeMounts: JsonObject[]): JsonObject => ({ containers: [{ name: 'app', volumeMounts }] })
 const pod = (spec: JsonObject): JsonObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec })
 const noSkip = new Set<string>()
@@ -133,6 +134,39 @@ t.test('conflicts and reuse', async t => {
     ['our volume once elsewhere in each of two containers → both moved', { containers: [
       { name: 'a', env: [ourEnv], volumeMounts: [oursAt('/a')] }, { name: 'b', volumeMounts: [oursAt('/b')] }] },
       { mounts: [ourMount] }],
+    // A foreign mount inside the token directory covers the token (or a part of the projection).
+    ['a ConfigMap subPath at the token file → denial naming container, volume and path',
+      app({ name: 'cfg', mountPath: `${dir}/token`, subPath: 'token' }),
+      { conflict: new RegExp(`^container "app" mounts volume "cfg" at "${dir}/token", ` +
+        `inside the token directory ${dir}, on top of the token; ` +
+        'choose another directory with the federated-token-file annotation or move that mount$') }],
+    ['a mount deep below the token directory → denial', app(cfgAt(`${dir}/a/b`)),
+      { conflict: /mounts volume "cfg" at ".*\/serviceaccount\/a\/b", inside the token directory/ }],
+    ['a mount inside the token directory written with // → denial',
+      app(cfgAt('/var/run/secrets/stackit.cloud//serviceaccount//token')),
+      { conflict: /mounts volume "cfg" at "\/var\/run\/secrets\/stackit.cloud\/\/serviceaccount\/\/token", inside/ }],
+    ['a mount inside the token directory written with /./ → denial', app(cfgAt(`${dir}/./token`)),
+      { conflict: /mounts volume "cfg" .*, inside the token directory/ }],
+    ['a mount inside the token directory with a trailing / → denial', app(cfgAt(`${dir}/sub/`)),
+      { conflict: /mounts volume "cfg" .*, inside the token directory/ }],
+    ['a mount inside the token directory reached through .. → denial',
+      app(cfgAt('/var/run/secrets/stackit.cloud/x/../serviceaccount/token')),
+      { conflict: /mounts volume "cfg" .*, inside the token directory/ }],
+    ['a mount inside the token directory next to our own mount → denial',
+      { ...app(ourMount, cfgAt(`${dir}/token`)), volumes: [ourVolume] },
+      { conflict: /mounts volume "cfg" .*, inside the token directory/ }],
+    ['a mount inside and our volume twice in one container → both reported',
+      app(cfgAt(`${dir}/token`), ourMount, ourMount),
+      { conflict: /^container "app" mounts volume "cfg" .*; container "app" mounts volume stackit-.* 2 times/ }],
+    ['a sibling directory sharing the prefix is not inside → allowed', app(cfgAt(`${dir}-other`)),
+      { mounts: [cfgAt(`${dir}-other`), ourMount] }],
+    ['a sibling file sharing the prefix is not inside → allowed', app({ ...cfgAt(`${dir}.token`), subPath: 't' }),
+      { mounts: [{ ...cfgAt(`${dir}.token`), subPath: 't' }, ourMount] }],
+    ['a parent of the token directory with a trailing / → allowed, ours mounted on top',
+      app(cfgAt('/var/run/secrets/stackit.cloud/')),
+      { mounts: [cfgAt('/var/run/secrets/stackit.cloud/'), ourMount] }],
+    ['a parent of the token directory spelled …/serviceaccount/.. → allowed', app(cfgAt(`${dir}/..`)),
+      { mounts: [cfgAt(`${dir}/..`), ourMount] }],
     ['our own mount below the token directory → moved up to it',
       { containers: [{ name: 'app', env: [ourEnv], volumeMounts: [oursAt(`${dir}/sub`)] }] },
       { mounts: [ourMount] }],
@@ -159,6 +193,37 @@ t.test('conflicts and reuse', async t => {
     t.notOk(again.changed, `${name}: idempotent`)
     t.same(jsonpatch.compare(input, r.pod).filter(op => op.op === 'remove'), [], `${name}: no remove operation`)
   }
+})
+
+t.test('a custom token directory: mounts inside it are denied, its parent and siblings are not', async t => {
+  const c: IdentityConfig = { ...config, mountPath: '/custom/path', tokenPath: 'jwt' }
+  const mine = { name: 'stackit-workload-identity', mountPath: '/custom/path', readOnly: true }
+  const rows: [mountPath: string, conflict: RegExp | undefined][] = [
+    ['/custom/path/jwt',
+      /^container "app" mounts volume "cfg" at "\/custom\/path\/jwt", inside the token directory \/custom\/path,/],
+    ['/custom//path/jwt/', /inside the token directory \/custom\/path,/],
+    ['/custom/path', /container "app" already mounts volume "cfg" at \/custom\/path;/],
+    ['/custom', undefined],
+    ['/custom/', undefined],
+    ['/custom/pathology', undefined],
+    ['/var/run/secrets/stackit.cloud/serviceaccount/token', undefined],
+  ]
+  for (const [mountPath, conflict] of rows) {
+    const input = pod(app(cfgAt(mountPath)))
+    if (conflict) {
+      t.throws(() => mutatePod(input, c, noSkip), { code: 'CONFLICT', message: conflict }, mountPath)
+      continue
+    }
+    const mounts = at(mutatePod(input, c, noSkip).pod, 'spec', 'containers', 0, 'volumeMounts')
+    t.same(mounts, [cfgAt(mountPath), mine], `${mountPath}: allowed, ours added after it`)
+  }
+})
+
+t.test('a skipped container may hold anything in the token directory', async t => {
+  const side = { name: 'side', volumeMounts: [ourMount, ourMount, cfgAt(`${dir}/token`)] }
+  const input = pod({ containers: [{ name: 'app' }, side] })
+  const r = mutatePod(input, config, new Set(['side']))
+  t.equal(at(r.pod, 'spec', 'containers', 1), at(input, 'spec', 'containers', 1), 'skipped container untouched')
 })
 
 t.test('skip-containers', async t => {
