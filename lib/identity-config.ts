@@ -38,9 +38,18 @@ export type IdentityDecision =
 
 const maxShownValue = 80
 
-/** A value as shown in a denial or warning: JSON-quoted (so spaces and control characters are visible), bounded. */
+/**
+ * A value as shown in a denial or warning: JSON-quoted (so spaces and control characters are visible), bounded.
+ * JSON leaves DEL and the C1 controls raw, so those are escaped as well.
+ */
 export const showValue = (v: string): string =>
   JSON.stringify(v.length > maxShownValue ? `${v.slice(0, maxShownValue)}…` : v)
+    .replace(/[\u007f-\u009f]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+
+// Unicode's control characters (C0, DEL, C1). None may reach an env value or a token field: a TAB or newline in a
+// URL even passes the URL parser, which strips them, while the raw value would be injected.
+const controlCharacter = /\p{Cc}/u
+const noControlRule = 'must not contain control characters (such as a tab or a newline)'
 
 // A plain addr-spec: RFC 5322 dot-atom local part, DNS host name with at least one dot. No display name,
 // no quoting, no comments, no whitespace: STACKIT service account e-mails are machine-made.
@@ -116,11 +125,12 @@ export const resolveIdentity = (
     problems.push(`${who} ${kind} ${key}=${showValue(value)} ${rule}`)
     return undefined
   }
-  /** An annotation's value: undefined when absent or empty (with a warning). */
+  /** An annotation's value: undefined when absent or empty (with a warning) or holding a control character. */
   const read = (map: ReadonlyMap<string, string>, who: string, key: string): string | undefined => {
     const v = map.get(key)
-    if (v !== '') return v
-    warnings.push(emptyWarning(who, 'annotation', key))
+    if (v === '') warnings.push(emptyWarning(who, 'annotation', key))
+    else if (v !== undefined && controlCharacter.test(v)) bad(who, 'annotation', key, v, noControlRule)
+    else return v
     return undefined
   }
 

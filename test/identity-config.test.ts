@@ -152,6 +152,16 @@ t.test('invalid annotations → one denial naming each', async t => {
     ['skip annotation "yes"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'yes' }, {}, [/skip-pod-identity-webhook="yes" must be "true" or "false"/]],
     ['three errors together', { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' }, {},
       [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
+    // WHATWG URL parsing strips TAB and newlines, so the URL check alone let them through into the env value.
+    ['idp endpoint with a TAB inside', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }, {},
+      [/idp-token-endpoint="https:\/\/idp\.example\.com\/\\ttoken" must not contain control characters/]],
+    ['idp endpoint with a newline inside', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.exam\nple.com/token' }, {}, [/="https:\/\/idp\.exam\\nple\.com\/token" must not contain control/]],
+    ['idp endpoint with DEL', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\u007f' }, {}, [/\\u007f" must not contain control/]],
+    ['idp endpoint with a C1 control (NEL)', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\u0085' }, {}, [/\\u0085" must not contain control/]],
+    ['audience with a control character', { 'service-account-email': email, audience: 'sts\u0001aud' }, {}, [/audience="sts\\u0001aud" must not contain control/]],
+    ['e-mail with a newline', { 'service-account-email': 'app@sa.stackit.cloud\n' }, {}, [/service-account-email="app@sa\.stackit\.cloud\\n" must not contain control/]],
+    ['token file with a control character', { 'service-account-email': email, 'federated-token-file': '/var/run/\u001btoken' }, {}, [/federated-token-file="\/var\/run\/\\u001btoken" must not contain control/]],
+    ['idp expiration with a newline', { 'service-account-email': email, 'idp-token-expiration-seconds': '900\n' }, {}, [/idp-token-expiration-seconds="900\\n" must not contain control/]],
     ['Pod skip label "yes" with an identity', { 'service-account-email': email }, {},
       [/^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix the annotation and create the Pod again\.$/],
       { 'skip-pod-identity-webhook': 'yes' }],
@@ -178,6 +188,9 @@ t.test('values are bounded and quoted in messages', async t => {
   t.equal(showValue('a b'), '"a b"')
   t.equal(showValue('x'.repeat(200)), JSON.stringify('x'.repeat(80) + '…'))
   t.equal(showValue('line\nbreak'), '"line\\nbreak"')
+  t.equal(showValue('tab\there'), '"tab\\there"')
+  t.equal(showValue('del\u007f c1\u0085\u009f'), '"del\\u007f c1\\u0085\\u009f"', 'DEL and C1 controls are escaped too (JSON.stringify leaves them raw)')
+  t.equal(showValue('ü€'), '"ü€"', 'printable non-ASCII stays as it is')
 })
 
 t.test('e-mail rule', async t => {
