@@ -88,13 +88,22 @@ const isHttpsUrl = (v: string): boolean => {
   }
 }
 
-/** Why a federated-token-file value is unusable, or undefined when it is fine. */
+/**
+ * Why a federated-token-file value is unusable, or undefined when it is fine. Its directory becomes a volumeMount
+ * mountPath, its file name the projected serviceAccountToken path, so both must pass Kubernetes' validation
+ * (pkg/apis/core/validation): a mountPath must be non-empty and unique in its container; a projected token path
+ * must be non-empty and relative, have no ".." element, and not start with ".." (the kubelet keeps its own
+ * "..data" and "..<timestamp>" entries in a projected volume). The absolute, normalised form asked here is
+ * stricter than the mountPath rule and yields a non-empty, relative file name, so only the ".." prefix is left
+ * to check; the uniqueness of the mount in each container is the mutation's check.
+ */
 export const tokenFileProblem = (v: string): string | undefined => {
   if (!path.posix.isAbsolute(v)) return 'must be an absolute path such as /var/run/secrets/stackit.cloud/serviceaccount/token'
   if (v.split('/').includes('..')) return 'must not contain ".." elements'
   if (/[\0\s:]/.test(v)) return 'must not contain whitespace, ":" or NUL characters'
   if (path.posix.normalize(v) !== v || v.endsWith('/')) return 'must be normalised (no "//", "/./" or trailing "/") and end in a file name'
   if (path.posix.dirname(v) === '/') return 'must be inside a directory, not directly in "/" (the directory becomes the mount path)'
+  if (path.posix.basename(v).startsWith('..')) return 'must not name a file that starts with ".." (Kubernetes reserves such names in a projected volume)'
   return undefined
 }
 

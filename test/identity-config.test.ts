@@ -28,6 +28,9 @@ t.test('valid annotations → configuration', async t => {
     ['federated token file → mount dir, file name, env', { 'service-account-email': email, 'federated-token-file': '/custom/path/jwt' }, {},
       { mountPath: '/custom/path', tokenPath: 'jwt', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email], ['STACKIT_FEDERATED_TOKEN_FILE', '/custom/path/jwt']] }],
     ['skip annotation "false" does not skip', { 'service-account-email': email, 'skip-pod-identity-webhook': 'false' }, {}, { audience: 'sts.accounts.stackit.cloud' }],
+    ['federated token file whose directory starts with ".." is fine', { 'service-account-email': email, 'federated-token-file': '/var/..run/token' }, {},
+      { mountPath: '/var/..run', tokenPath: 'token' }],
+    ['federated token file name with ".." inside is fine', { 'service-account-email': email, 'federated-token-file': '/var/run/a..token' }, {}, { tokenPath: 'a..token' }],
   ]
   for (const [name, annotations, pod, expect] of rows) {
     const d = resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
@@ -152,6 +155,10 @@ t.test('invalid annotations → one denial naming each', async t => {
     ['skip annotation "yes"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'yes' }, {}, [/skip-pod-identity-webhook="yes" must be "true" or "false"/]],
     ['three errors together', { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' }, {},
       [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
+    // Kubernetes rejects a projected token path that starts with ".." (validateLocalNonReservedPath).
+    ['token file name starting with ".."', { 'service-account-email': email, 'federated-token-file': '/var/run/stackit/..token' }, {},
+      [/federated-token-file="\/var\/run\/stackit\/\.\.token" must not name a file that starts with "\.\."/]],
+    ['token file name "..data"', { 'service-account-email': email, 'federated-token-file': '/var/run/stackit/..data' }, {}, [/starts with "\.\."/]],
     // WHATWG URL parsing strips TAB and newlines, so the URL check alone let them through into the env value.
     ['idp endpoint with a TAB inside', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }, {},
       [/idp-token-endpoint="https:\/\/idp\.example\.com\/\\ttoken" must not contain control characters/]],
@@ -207,7 +214,8 @@ t.test('booleans', async t => {
 })
 
 t.test('token file rule accepts good paths', async t => {
-  for (const p of ['/var/run/secrets/x/token', '/a/b', '/custom/path/token']) t.equal(tokenFileProblem(p), undefined, p)
+  for (const p of ['/var/run/secrets/x/token', '/a/b', '/custom/path/token', '/a/.token', '/a/b..', '/..a/b']) t.equal(tokenFileProblem(p), undefined, p)
+  for (const p of ['/a/..b', '/a/...', '/a/..']) t.not(tokenFileProblem(p), undefined, p)
 })
 
 t.test('Pod opt-out by label or annotation, by value', async t => {
