@@ -36,11 +36,22 @@ export interface ReviewSummary {
   readonly reason?: string
 }
 
+const noWarnings: readonly string[] = []
+
 /** At most this many warnings per review; Kubernetes turns each into a response header. */
 const maxWarnings = 10
 
 const capWarnings = (w: readonly string[]): string[] =>
   w.length <= maxWarnings ? [...w] : [...w.slice(0, maxWarnings - 1), boundWarning(`and ${w.length - maxWarnings + 1} more warnings`)]
+
+/** A duration as Go prints one, to the whole second: `45s`, `2m10s`, `1h0m5s`. */
+export const formatAge = (ms: number): string => {
+  const total = Math.max(0, Math.floor(ms / 1000))
+  const h = Math.floor(total / 3600)
+  const m = Math.floor((total % 3600) / 60)
+  const s = total % 60
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`
+}
 
 /** The ServiceAccount a Pod runs as: serviceAccountName, else the deprecated serviceAccount, else `default`. */
 export const serviceAccountName = (spec: unknown): string => {
@@ -80,8 +91,17 @@ export const podOptOutDecision = (pod: JsonObject): PodDecision | undefined => {
 }
 
 /**
+ * The warning for an answer from a cached copy that may be behind (the ServiceAccount's `staleMs`), or none.
+ * Bounded, so a long name cuts the tail, never the age.
+ */
+const staleWarnings = (sa: ServiceAccount): readonly string[] =>
+  sa.staleMs === undefined ? noWarnings
+    : [boundWarning(`ServiceAccount ${sa.namespace}/${sa.name} read from a copy ${formatAge(sa.staleMs)} old: the API server is unreachable`)]
+
+/**
  * Decides what to do with a Pod once its ServiceAccount has been looked up (`undefined`: it does not exist).
- * Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the original.
+ * Pure. Denials are returned, not thrown; a mutation carries the JSON Patch against the original. An answer from
+ * a possibly stale copy is named in the first warning of an allowed Pod.
  */
 export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa: ServiceAccount | undefined): PodDecision => {
   const { labels, annotations } = podMeta(pod)
@@ -92,9 +112,10 @@ export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa
     }
     const identity = resolveIdentity(sa, annotations, labels)
     warnings = identity.warnings.map(boundWarning)
-    if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings }
+    const stale = staleWarnings(sa)
+    if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings: [...stale, ...warnings] }
     const result = mutatePod(pod, identity.config, skippedContainers(annotations))
-    warnings = [...warnings, ...result.warnings]
+    warnings = [...stale, ...warnings, ...result.warnings]
     if (!result.changed) {
       return { outcome: 'skipped', reason: result.injected === 0 ? 'all containers skipped' : 'already injected', warnings }
     }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
-import { admit, decidePod, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName, type PodDecision } from '../lib/admission-review.js'
+import { admit, decidePod, formatAge, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName, type PodDecision } from '../lib/admission-review.js'
 import { auditKey } from '../lib/annotations.js'
 import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from '../lib/serviceaccount.js'
 import { WebhookError } from '../lib/errors.js'
@@ -220,6 +220,41 @@ t.test('an empty service-account-email: allowed untouched, the warning reaches t
   const { response, summary } = await admit(parseReview(review), source)
   t.same(responseOf(response), { uid: 'u-1', allowed: true, warnings: ['ServiceAccount ns/templated annotation service-account-email is empty: treated as absent'] })
   t.equal(summary.outcome, 'skipped')
+})
+
+t.test('a ServiceAccount answered from a cached copy: a warning names it and the copy’s age', async t => {
+  const email = 'workload-identity.stackit.cloud/service-account-email'
+  const staleSource = (sa: ServiceAccount): ServiceAccountSource => ({ get: () => Promise.resolve(sa), ready: () => true })
+  const pod = (containers: JsonObject[]): JsonObject => ({ metadata: { name: 'p' }, spec: { serviceAccountName: 'app', containers } })
+  type Row = [name: string, sa: ServiceAccount, pod: JsonObject, outcome: PodDecision['outcome'], warnings: string[]]
+  const ours = new Map([[email, 'a@b.cd']])
+  const rows: Row[] = [
+    ['mutated from a 2m10s old copy', { namespace: 'team-a', name: 'app', annotations: ours, staleMs: 130_000 }, pod([{ name: 'c' }]), 'mutated',
+      ['ServiceAccount team-a/app read from a copy 2m10s old: the API server is unreachable']],
+    ['not ours, from a copy: allowed, still warned', { namespace: 'team-a', name: 'app', annotations: new Map(), staleMs: 4_999 }, pod([{ name: 'c' }]), 'skipped',
+      ['ServiceAccount team-a/app read from a copy 4s old: the API server is unreachable']],
+    ['the stale warning comes first, before the mutation’s own', { namespace: 'team-a', name: 'app', annotations: ours, staleMs: 3_725_000 },
+      pod([{ name: 'c', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'x' }] }, { name: 'd' }]), 'mutated',
+      ['ServiceAccount team-a/app read from a copy 1h2m5s old: the API server is unreachable', 'container c: STACKIT_SERVICE_ACCOUNT_EMAIL already set, keeping the container\'s value']],
+    ['denied: no stale warning', { namespace: 'team-a', name: 'app', annotations: new Map([[email, 'not an e-mail']]), staleMs: 1_000 }, pod([{ name: 'c' }]), 'denied', []],
+    ['a fresh answer: no warning', { namespace: 'team-a', name: 'app', annotations: ours }, pod([{ name: 'c' }]), 'mutated', []],
+  ]
+  for (const [name, sa, p, outcome, warnings] of rows) {
+    const d = await reviewPod(p, 'team-a', staleSource(sa))
+    t.equal(d.outcome, outcome, name)
+    t.same(d.warnings, warnings, `${name}: warnings`)
+  }
+  const long: ServiceAccount = { namespace: 'n'.repeat(63), name: 'a'.repeat(253), annotations: ours, staleMs: 60_000 }
+  const d = await reviewPod(pod([{ name: 'c' }]), long.namespace, staleSource(long))
+  t.equal(d.warnings.length, 1)
+  t.ok(d.warnings.every(w => w.length < 120), 'a long name is cut to fit a header')
+})
+
+t.test('ages are printed like Go durations, to the second', async t => {
+  const rows: [ms: number, text: string][] = [
+    [0, '0s'], [999, '0s'], [59_999, '59s'], [60_000, '1m0s'], [130_000, '2m10s'], [3_600_000, '1h0m0s'], [3_725_000, '1h2m5s'], [90_061_000, '25h1m1s'], [-5, '0s'],
+  ]
+  for (const [ms, text] of rows) t.equal(formatAge(ms), text, `${ms} ms`)
 })
 
 t.test('ServiceAccount and Pod names', async t => {
