@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { WebhookError, isWebhookError } from './errors.js'
-import type { Logger } from './log.js'
+import type { LogFields, Logger } from './log.js'
 import type { Registry } from './metrics.js'
 
 /** A validated certificate and key, ready for `tls.createSecureContext` / `server.setSecureContext`. */
@@ -134,6 +134,18 @@ const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer)
   return { cert, key, serial: x509.serialNumber, notAfter: new Date(x509.validTo), notBefore: new Date(x509.validFrom) }
 }
 
+/** True when clients accept the pair's validity at `t` (ms); the bounds match the warnings at load. */
+const validAt = (pair: TlsPair, t: number): boolean => pair.notBefore.getTime() <= t && t < pair.notAfter.getTime()
+
+/** Why a pair cannot be installed at `t` over one that is valid then; names the file and the window, not contents. */
+const notValidNow = (certFile: string, pair: TlsPair, t: number): WebhookError => {
+  const window = `valid from ${pair.notBefore.toISOString()} to ${pair.notAfter.toISOString()}`
+  const what = `TLS certificate file ${certFile} (serial ${pair.serial})`
+  return pair.notAfter.getTime() <= t
+    ? new WebhookError('TLS', `${what} has expired (${window}); install a renewed certificate`)
+    : new WebhookError('TLS', `${what} is not valid yet (${window}); it goes into service then if still in place`)
+}
+
 /**
  * Reads and validates a certificate/key pair once. Rejects with a `TLS` WebhookError that names the file and what
  * is wrong: missing, unreadable, not PEM, not parseable (the leaf or any chain certificate after it), key and
@@ -155,7 +167,9 @@ const readBoth = async (certFile: string, keyFile: string): Promise<{ cert: Buff
  * Loads the pair (rejecting like {@link loadTlsPair} when it is unusable), then watches the files' directories
  * and polls them, swapping in each new valid pair. Registers `certificate_reloads_total{result}` and
  * `certificate_expiry_timestamp_seconds` on `metrics`. An expired or not-yet-valid certificate is served with a
- * warning, because refusing would turn a late renewal into an outage of every Pod creation.
+ * warning, because refusing would turn a late renewal into an outage of every Pod creation. A renewal that is not
+ * valid now never replaces a certificate that is: it counts as a failed reload, and a pair not valid yet is
+ * installed by the first check after its notBefore if it is still on disk.
  */
 export const createTlsReloader = async (options: TlsReloaderOptions): Promise<TlsReloader> => {
   const { certFile, keyFile, logger } = options
@@ -176,8 +190,15 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
   }
 
   let current = await loadTlsPair(certFile, keyFile)
-  // Content of the last pair looked at, good or bad, so a broken pair is reported once rather than on every poll.
+  // Content of the last pair looked at, good or bad, so a broken pair is reported once rather than on every poll;
+  // one refused only for not being valid yet is looked at again from `recheckAt` (its notBefore) on.
   let seen = fingerprint(current.cert, current.key)
+  let recheckAt = Infinity
+  const see = (state: string, until = Infinity): void => {
+    seen = state
+    recheckAt = until
+  }
+  const judged = (state: string): boolean => state === seen && now().getTime() < recheckAt
   // Both series exist from the start so rate() and alerts work before the first renewal.
   reloads.inc({ result: 'success' }, 0)
   reloads.inc({ result: 'failure' }, 0)
@@ -186,24 +207,34 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
   let closed = false
   // Only our own messages are logged: they name files and problems, never key or certificate contents.
   const reasonOf = (e: unknown): string => (isWebhookError(e) ? e.message : 'the new certificate was rejected by the server')
-  const fail = (e: unknown): void => {
+  const fail = (e: unknown, fields: LogFields = {}): void => {
     reloads.inc({ result: 'failure' })
-    logger.error('TLS certificate reload failed; keeping the certificate in service', { reason: reasonOf(e), serial: current.serial })
+    const line = { reason: reasonOf(e), serial: current.serial, ...fields }
+    logger.error('TLS certificate reload failed; keeping the certificate in service', line)
   }
 
   // A writer that replaces the two files one after the other, or a half-written file, can be caught mid-update.
   // A new broken state is therefore only judged when a later check (after the debounce period, or the next poll)
   // still finds it, so that ordinary renewals do not count spurious failures.
   let suspect: string | undefined
-  const reject = (state: string, e: unknown): void => {
+  // `refused` describes a pair that parsed but is not valid now: its window is logged, and it is looked at again
+  // from its notBefore on.
+  const reject = (state: string, e: unknown, refused?: TlsPair): void => {
     if (suspect !== state) {
       suspect = state
       logger.debug('TLS files changed but are not a valid pair yet; checking again', { reason: reasonOf(e) })
       onEvent() // look again after the debounce period, even when polling is slow
       return
     }
-    seen = state
-    fail(e)
+    // A pair not valid yet becomes valid at its notBefore and should then go into service; an expired one never does.
+    const notBefore = refused?.notBefore.getTime() ?? Infinity
+    see(state, notBefore > now().getTime() ? notBefore : Infinity)
+    fail(e, refused ? {
+      certFile,
+      newSerial: refused.serial,
+      newNotBefore: refused.notBefore.toISOString(),
+      newNotAfter: refused.notAfter.toISOString(),
+    } : {})
   }
 
   const checkOnce = async (): Promise<void> => {
@@ -213,13 +244,13 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
     } catch (e) {
       // Keyed by the error, so a file that stays missing is reported once, not on every poll.
       const state = `unreadable: ${String(e)}`
-      if (state === seen || closed) return
+      if (judged(state) || closed) return
       reject(state, e)
       return
     }
     const state = fingerprint(files.cert, files.key)
     // Checked after the await: close() may have run while the files were read.
-    if (state === seen || closed) return
+    if (judged(state) || closed) return
     let next: TlsPair
     try {
       next = parsePair(certFile, keyFile, files.cert, files.key)
@@ -227,7 +258,15 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
       reject(state, e)
       return
     }
-    seen = state
+    const t = now().getTime()
+    // Every verifying client (the API server) would refuse the new pair, so it must not replace one they accept.
+    // When the pair in service is not valid now either, the new one cannot make things worse and is installed
+    // (announce() warns): it may be the fix the operator is rolling out, and clocks can be wrong on either side.
+    if (validAt(current, t) && !validAt(next, t)) {
+      reject(state, notValidNow(certFile, next, t), next)
+      return
+    }
+    see(state)
     try {
       options.onReload?.(next)
     } catch (e) {

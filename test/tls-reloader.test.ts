@@ -29,6 +29,21 @@ const expired = await makeServerCert(store, ca, {
   notBefore: new Date('2020-01-01T00:00:00Z'),
   notAfter: new Date('2021-01-01T00:00:00Z'),
 })
+const expiredToo = await makeServerCert(store, ca, {
+  name: 'expired-too',
+  serial: 0x0e2,
+  notBefore: new Date('2019-01-01T00:00:00Z'),
+  notAfter: new Date('2020-01-01T00:00:00Z'),
+})
+const day = 24 * 3_600_000
+const startedAt = Date.now()
+// Valid from two days after start for 40 days; pairA..C (30 days from start) are valid throughout that overlap.
+const notYetValid = await makeServerCert(store, ca, {
+  name: 'not-yet-valid',
+  serial: 0x0f,
+  notBefore: new Date(startedAt + 2 * day),
+  notAfter: new Date(startedAt + 42 * day),
+})
 const selfSigned = await makeSelfSigned(store, { serial: 0x5e1f })
 // OpenSSL parses it as X.509, but a TLS server refuses to load it (below security level 1).
 const weakKey = await makeServerCert(store, ca, { name: 'rsa-512', serial: 0x0512, rsaBits: 512 })
@@ -401,6 +416,112 @@ t.test('a broken renewal keeps the pair in service, is logged once and counted',
       t.same(counts(), { success: 1, failure: 1 })
       t.equal(log.lines.filter(l => l.level === 'error').length, 1, 'one error line for one broken pair')
       noKeyMaterial(t, log.raw())
+    })
+  }
+})
+
+/** A clock the test moves by hand, handed to the reloader as `now`. */
+const manualClock = (start: number): { now: () => Date; set: (ms: number) => void } => {
+  let ms = start
+  return { now: () => new Date(ms), set: next => void (ms = next) }
+}
+
+t.test('a renewal not valid now never replaces a certificate valid now', async t => {
+  type Case = [name: string, renewal: CertFiles, problem: string]
+  const cases: Case[] = [
+    ['expired renewal', expired, 'has expired'],
+    ['renewal not valid yet', notYetValid, 'is not valid yet'],
+  ]
+  for (const [name, renewal, problem] of cases) {
+    t.test(`${name} → kept out, logged once with its validity window, counted as a failure`, async t => {
+      // A short path, so the whole reason fits in a log field (the logger cuts values at 256 characters).
+      const dir = await mkdtemp(join(tmpdir(), 'tls-window-'))
+      t.teardown(() => rm(dir, { recursive: true, force: true }))
+      const volume = await kubeletVolume(dir, pairA)
+      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { now: manualClock(startedAt).now })
+      const r = await createTlsReloader(options)
+      t.teardown(() => r.close())
+
+      await volume.swap(renewal)
+      await waitFor('the renewal to be judged', () => counts().failure + counts().success > 0)
+      t.equal(r.current().serial, pairA.serial, 'the valid pair stays in service')
+      t.same(reloaded, [], 'the server was not handed the pair')
+      t.same(counts(), { success: 0, failure: 1 })
+      t.equal(expirySeconds(), pairA.notAfter.getTime() / 1000, 'the expiry gauge still describes the pair in service')
+      const errors = log.lines.filter(l => l.level === 'error')
+      const window = { newNotBefore: renewal.notBefore.toISOString(), newNotAfter: renewal.notAfter.toISOString() }
+      t.match(errors, [{
+        msg: /keeping the certificate in service/,
+        serial: pairA.serial,
+        certFile: join(dir, 'tls.crt'),
+        newSerial: renewal.serial,
+        ...window,
+      }])
+      const reason = String(errors[0]?.['reason'])
+      const start = `TLS certificate file ${join(dir, 'tls.crt')} (serial ${renewal.serial}) ${problem}`
+      t.ok(reason.startsWith(start), `reason starts with "${start}"`)
+      t.match(reason, `(valid from ${window.newNotBefore} to ${window.newNotAfter})`)
+
+      await sleep(10 * 25) // many polls of the same files: not counted or logged again
+      t.same(counts(), { success: 0, failure: 1 })
+      t.equal(log.lines.filter(l => l.level === 'error').length, 1)
+      await volume.swap(pairB)
+      await waitFor('the next valid renewal', () => r.current().serial === pairB.serial)
+      t.same(counts(), { success: 1, failure: 1 })
+      noKeyMaterial(t, log.raw())
+    })
+  }
+})
+
+t.test('a renewal not valid yet that stays on disk is installed once it is valid', async t => {
+  const dir = t.testdir()
+  const volume = await kubeletVolume(dir, pairA)
+  const clock = manualClock(startedAt)
+  const { options, log, counts, reloaded } = setup(dir, { now: clock.now })
+  const r = await createTlsReloader(options)
+  t.teardown(() => r.close())
+
+  await volume.swap(notYetValid)
+  await waitFor('the renewal to be judged', () => counts().failure + counts().success > 0)
+  t.equal(r.current().serial, pairA.serial)
+  clock.set(notYetValid.notBefore.getTime() - 1)
+  await sleep(10 * 25) // polls just before notBefore leave it out, without counting again
+  t.equal(r.current().serial, pairA.serial)
+  t.same(counts(), { success: 0, failure: 1 })
+  clock.set(notYetValid.notBefore.getTime())
+  await waitFor('a poll to install it', () => r.current().serial === notYetValid.serial)
+  t.same(reloaded.map(p => p.serial), [notYetValid.serial])
+  t.same(counts(), { success: 1, failure: 1 })
+  t.match(log.lines.filter(l => l.msg === 'TLS certificate reloaded'), [{ level: 'info', serial: notYetValid.serial }])
+  t.equal(log.lines.filter(l => l.level === 'warn').length, 0, 'valid when installed: no warning')
+})
+
+t.test('when the certificate in service is not valid now, any renewal that is a pair is installed', async t => {
+  type Case = [name: string, first: CertFiles, renewal: CertFiles, at: number, warning: RegExp | undefined]
+  const cases: Case[] = [
+    ['expired → valid', expired, pairB, startedAt, undefined],
+    ['expired → not valid yet (cannot make things worse)', expired, notYetValid, startedAt, /not valid yet/],
+    ['expired → expired (cannot make things worse)', expired, expiredToo, startedAt, /has expired/],
+    ['not valid yet → not valid yet (clock behind)', pairA, pairB, Date.parse('2000-01-01'), /not valid yet/],
+  ]
+  for (const [name, first, renewal, at, warning] of cases) {
+    t.test(name, async t => {
+      const dir = t.testdir()
+      const volume = await kubeletVolume(dir, first)
+      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { now: manualClock(at).now })
+      const r = await createTlsReloader(options)
+      t.teardown(() => r.close())
+      const warnedAtStart = log.lines.filter(l => l.level === 'warn').length
+      t.equal(warnedAtStart, 1, 'the pair in service was loaded with a warning')
+
+      await volume.swap(renewal)
+      await waitFor('the renewal', () => r.current().serial === renewal.serial)
+      t.same(reloaded.map(p => p.serial), [renewal.serial])
+      t.same(counts(), { success: 1, failure: 0 })
+      t.equal(expirySeconds(), renewal.notAfter.getTime() / 1000)
+      const warnings = log.lines.filter(l => l.level === 'warn').slice(warnedAtStart)
+      t.match(warnings, warning ? [{ msg: warning, serial: renewal.serial }] : [])
+      t.equal(warnings.length, warning ? 1 : 0)
     })
   }
 })
