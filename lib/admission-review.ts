@@ -94,9 +94,11 @@ export const podOptOutDecision = (pod: JsonObject): PodDecision | undefined => {
  * The warning for an answer from a cached copy that may be behind (the ServiceAccount's `staleMs`), or none.
  * Bounded, so a long name cuts the tail, never the age.
  */
-const staleWarnings = (sa: ServiceAccount): readonly string[] =>
-  sa.staleMs === undefined ? noWarnings
-    : [boundWarning(`ServiceAccount ${sa.namespace}/${sa.name} read from a copy ${formatAge(sa.staleMs)} old: the API server is unreachable`)]
+const staleWarnings = (sa: ServiceAccount): readonly string[] => {
+  if (sa.staleMs === undefined) return noWarnings
+  const copy = `a copy ${formatAge(sa.staleMs)} old`
+  return [boundWarning(`ServiceAccount ${sa.namespace}/${sa.name} read from ${copy}: the API server is unreachable`)]
+}
 
 /**
  * Decides what to do with a Pod once its ServiceAccount has been looked up (`undefined`: it does not exist).
@@ -113,7 +115,9 @@ export const decidePod = (pod: JsonObject, namespace: string, saName: string, sa
     const identity = resolveIdentity(sa, annotations, labels)
     warnings = identity.warnings.map(boundWarning)
     const stale = staleWarnings(sa)
-    if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings: [...stale, ...warnings] }
+    if (identity.kind === 'skip') {
+      return { outcome: 'skipped', reason: identity.reason, warnings: [...stale, ...warnings] }
+    }
     const result = mutatePod(pod, identity.config, skippedContainers(annotations))
     warnings = [...stale, ...warnings, ...result.warnings]
     if (!result.changed) {

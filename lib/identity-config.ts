@@ -103,7 +103,9 @@ export const tokenFileProblem = (v: string): string | undefined => {
   if (/[\0\s:]/.test(v)) return 'must not contain whitespace, ":" or NUL characters'
   if (path.posix.normalize(v) !== v || v.endsWith('/')) return 'must be normalised (no "//", "/./" or trailing "/") and end in a file name'
   if (path.posix.dirname(v) === '/') return 'must be inside a directory, not directly in "/" (the directory becomes the mount path)'
-  if (path.posix.basename(v).startsWith('..')) return 'must not name a file that starts with ".." (Kubernetes reserves such names in a projected volume)'
+  if (path.posix.basename(v).startsWith('..')) {
+    return 'must not name a file that starts with ".." (Kubernetes reserves such names in a projected volume)'
+  }
   return undefined
 }
 
@@ -113,7 +115,8 @@ const saRef = (sa: ServiceAccount): string => `ServiceAccount ${sa.namespace}/${
 /** A key as warnings name it: without the common prefix, so the warning fits a header. */
 const shortKey = (key: string): string => key.slice(annotationPrefix.length)
 
-const emptyWarning = (owner: string, kind: string, key: string): string => `${owner} ${kind} ${shortKey(key)} is empty: treated as absent`
+const emptyWarning = (owner: string, kind: string, key: string): string =>
+  `${owner} ${kind} ${shortKey(key)} is empty: treated as absent`
 
 /**
  * Reads the workload identity of a Pod from its ServiceAccount's annotations and the Pod's own keys: the skip
@@ -130,7 +133,7 @@ export const resolveIdentity = (
   const owner = saRef(sa)
   const problems: string[] = []
   const warnings: string[] = []
-  const bad = (who: string, kind: string, key: string, value: string, rule: string): undefined => {
+  const bad = (who: string, key: string, value: string, rule: string, kind = 'annotation'): undefined => {
     problems.push(`${who} ${kind} ${key}=${showValue(value)} ${rule}`)
     return undefined
   }
@@ -138,7 +141,7 @@ export const resolveIdentity = (
   const read = (map: ReadonlyMap<string, string>, who: string, key: string): string | undefined => {
     const v = map.get(key)
     if (v === '') warnings.push(emptyWarning(who, 'annotation', key))
-    else if (v !== undefined && controlCharacter.test(v)) bad(who, 'annotation', key, v, noControlRule)
+    else if (v !== undefined && controlCharacter.test(v)) bad(who, key, v, noControlRule)
     else return v
     return undefined
   }
@@ -154,7 +157,8 @@ export const resolveIdentity = (
   }
   const leftAlone = (reason: string): IdentityDecision => {
     for (const [kind, v] of malformedPodSkip) {
-      warnings.push(`Pod ${kind} ${shortKey(keys.skip)}=${showValue(v)} ignored: not "true" or "false", and no identity applies`)
+      const shown = `${shortKey(keys.skip)}=${showValue(v)}`
+      warnings.push(`Pod ${kind} ${shown} ignored: not "true" or "false", and no identity applies`)
     }
     return { kind: 'skip', reason, warnings }
   }
@@ -170,34 +174,36 @@ export const resolveIdentity = (
   if (skip === '') warnings.push(emptyWarning(owner, 'annotation', keys.skip))
   else if (skip !== undefined) {
     const b = parseBoolean(skip)
-    if (b === undefined) bad(owner, 'annotation', keys.skip, skip, 'must be "true" or "false"')
+    if (b === undefined) bad(owner, keys.skip, skip, 'must be "true" or "false"')
     else if (b) return leftAlone('ServiceAccount opted out')
   }
   const email = read(a, owner, keys.email)
-  if (email !== undefined && !isPlainEmail(email)) bad(owner, 'annotation', keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
+  if (email !== undefined && !isPlainEmail(email)) {
+    bad(owner, keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
+  }
 
   const audienceValue = read(a, owner, keys.audience)
   const audience = audienceValue === undefined ? defaults.audience
     : audienceValue.trim() !== '' && audienceValue.trim() === audienceValue ? audienceValue
-      : bad(owner, 'annotation', keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
+      : bad(owner, keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
 
   const saExpirationValue = read(a, owner, keys.tokenExpiration)
   const saExpiration = saExpirationValue === undefined ? defaults.tokenExpirationSeconds
-    : parseExpiration(saExpirationValue) ?? bad(owner, 'annotation', keys.tokenExpiration, saExpirationValue, expirationRule)
+    : parseExpiration(saExpirationValue) ?? bad(owner, keys.tokenExpiration, saExpirationValue, expirationRule)
   const podExpirationValue = read(podAnnotations, 'Pod', keys.tokenExpiration)
   const expiration = podExpirationValue === undefined ? saExpiration
-    : parseExpiration(podExpirationValue) ?? bad('Pod', 'annotation', keys.tokenExpiration, podExpirationValue, expirationRule)
+    : parseExpiration(podExpirationValue) ?? bad('Pod', keys.tokenExpiration, podExpirationValue, expirationRule)
 
   const env: EnvVar[] = []
   const idpExpirationValue = read(a, owner, keys.idpTokenExpiration)
   if (idpExpirationValue !== undefined) {
     const n = parseIntegerIn(idpExpirationValue, 1, Number.MAX_SAFE_INTEGER)
-    if (n === undefined) bad(owner, 'annotation', keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
+    if (n === undefined) bad(owner, keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
     else env.push({ name: envNames.idpTokenExpiration, value: String(n) })
   }
   const endpoint = read(a, owner, keys.idpTokenEndpoint)
   if (endpoint !== undefined) {
-    if (!isHttpsUrl(endpoint)) bad(owner, 'annotation', keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
+    if (!isHttpsUrl(endpoint)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
     else env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
   }
   let mountPath: string = defaults.mountPath
@@ -205,16 +211,18 @@ export const resolveIdentity = (
   const tokenFile = read(a, owner, keys.federatedTokenFile)
   if (tokenFile !== undefined) {
     const problem = tokenFileProblem(tokenFile)
-    if (problem !== undefined) bad(owner, 'annotation', keys.federatedTokenFile, tokenFile, problem)
+    if (problem !== undefined) bad(owner, keys.federatedTokenFile, tokenFile, problem)
     else {
       mountPath = path.posix.dirname(tokenFile)
       tokenPath = path.posix.basename(tokenFile)
       env.push({ name: envNames.federatedTokenFile, value: tokenFile })
     }
   }
-  if (podAnnotations.get(keys.skipContainers) === '') warnings.push(emptyWarning('Pod', 'annotation', keys.skipContainers))
+  if (podAnnotations.get(keys.skipContainers) === '') {
+    warnings.push(emptyWarning('Pod', 'annotation', keys.skipContainers))
+  }
   // An identity applies, so a skip value that is neither true nor false may mean "leave me alone": do not guess.
-  for (const [kind, v] of malformedPodSkip) bad('Pod', kind, keys.skip, v, 'must be "true" or "false"')
+  for (const [kind, v] of malformedPodSkip) bad('Pod', keys.skip, v, 'must be "true" or "false"', kind)
 
   if (problems.length > 0 || email === undefined || audience === undefined || expiration === undefined) {
     throw new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`)

@@ -1,7 +1,10 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
-import { admit, decidePod, formatAge, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName, type PodDecision } from '../lib/admission-review.js'
+import {
+  admit, decidePod, formatAge, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName,
+  type PodDecision,
+} from '../lib/admission-review.js'
 import { auditKey } from '../lib/annotations.js'
 import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from '../lib/serviceaccount.js'
 import { WebhookError } from '../lib/errors.js'
@@ -121,7 +124,8 @@ t.test('denials inside a well-formed review', async t => {
   const rows: [name: string, request: JsonObject, source: ServiceAccountSource, code: number, message: RegExp][] = [
     ['no namespace', { ...req, namespace: undefined }, referenceSource, 400, /request.namespace must be set/],
     ['object not a Pod', { ...req, object: 'x' }, referenceSource, 400, /request.object must be a Pod object/],
-    ['Pod without spec', { ...req, object: { kind: 'Pod', metadata: {} } }, referenceSource, 400, /Pod spec must be an object/],
+    ['Pod without spec', { ...req, object: { kind: 'Pod', metadata: {} } }, referenceSource, 400,
+      /Pod spec must be an object/],
     ['malformed Pod', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'test-sa-bare-bones', containers: 3 } } }, referenceSource, 400, /spec.containers must be a list/],
     ['ServiceAccount missing', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'ghost', containers: [] } } }, referenceSource, 403, /ServiceAccount default\/ghost not found/],
     ['lookup failed', req, failing, 403, /could not be looked up: timeout after 2s/],
@@ -158,7 +162,8 @@ t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAc
   const rows: Row[] = [
     ['annotation opt-out while the API server is down → skipped', { metadata: { annotations: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
     ['label opt-out → skipped', { metadata: { labels: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
-    ['opt-out "TRUE" (case ignored) → skipped', { metadata: { labels: { [skip]: 'TRUE' } }, spec: { containers: [] } }, 'skipped'],
+    ['opt-out "TRUE" (case ignored) → skipped', { metadata: { labels: { [skip]: 'TRUE' } }, spec: { containers: [] } },
+      'skipped'],
     ['ServiceAccount name ".." → denied', { spec: { serviceAccountName: '..', containers: [] } }, 'denied', /spec.serviceAccountName "\.\." is not a valid ServiceAccount name/],
     ['ServiceAccount name "." → denied', { spec: { serviceAccountName: '.', containers: [] } }, 'denied', /"\." is not a valid/],
     ['ServiceAccount name with a slash → denied', { spec: { serviceAccountName: 'a/b', containers: [] } }, 'denied', /"a\/b" is not a valid/],
@@ -180,22 +185,26 @@ t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAc
   }
 })
 
+const emailKey = 'workload-identity.stackit.cloud/service-account-email'
+
 t.test('a malformed skip value denies only a Pod that would get an identity', async t => {
   const skip = 'workload-identity.stackit.cloud/skip-pod-identity-webhook'
   const source = new StaticServiceAccountSource([
     { namespace: 'ns', name: 'plain', annotations: new Map() },
-    { namespace: 'ns', name: 'ours', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) },
+    { namespace: 'ns', name: 'ours', annotations: new Map([[emailKey, 'a@b.cd']]) },
   ])
   const podWith = (serviceAccountName: string, labels: Record<string, string>, annotations: Record<string, string> = {}): JsonObject =>
     ({ metadata: { labels, annotations }, spec: { serviceAccountName, containers: [{ name: 'app' }] } })
+  const ignored = (kind: string, value: string): string =>
+    `Pod ${kind} skip-pod-identity-webhook="${value}" ignored: not "true" or "false", and no identity applies`
   type Row = [name: string, pod: JsonObject, outcome: PodDecision['outcome'], detail: RegExp | string[]]
   const rows: Row[] = [
-    ['label "yes", ServiceAccount without identity → allowed untouched, a warning names the value', podWith('plain', { [skip]: 'yes' }), 'skipped',
-      ['Pod label skip-pod-identity-webhook="yes" ignored: not "true" or "false", and no identity applies']],
-    ['annotation "maybe", ServiceAccount without identity → allowed untouched', podWith('plain', {}, { [skip]: 'maybe' }), 'skipped',
-      ['Pod annotation skip-pod-identity-webhook="maybe" ignored: not "true" or "false", and no identity applies']],
+    ['label "yes", ServiceAccount without identity → allowed untouched, a warning names the value',
+      podWith('plain', { [skip]: 'yes' }), 'skipped', [ignored('label', 'yes')]],
+    ['annotation "maybe", ServiceAccount without identity → allowed untouched',
+      podWith('plain', {}, { [skip]: 'maybe' }), 'skipped', [ignored('annotation', 'maybe')]],
     ['label "yes", ServiceAccount with identity → denied naming the label and value', podWith('ours', { [skip]: 'yes' }), 'denied',
-      /^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix the annotation and create the Pod again\.$/],
+      /^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix/],
     ['label "false", ServiceAccount with identity → mutated', podWith('ours', { [skip]: 'false' }), 'mutated', []],
     ['empty label, ServiceAccount with identity → mutated with a warning', podWith('ours', { [skip]: '' }), 'mutated',
       ['Pod label skip-pod-identity-webhook is empty: treated as absent']],
@@ -211,33 +220,43 @@ t.test('a malformed skip value denies only a Pod that would get an identity', as
 
 t.test('an empty service-account-email: allowed untouched, the warning reaches the response', async t => {
   const source = new StaticServiceAccountSource([
-    { namespace: 'ns', name: 'templated', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', ''], ['workload-identity.stackit.cloud/audience', '']]) },
+    {
+      namespace: 'ns',
+      name: 'templated',
+      annotations: new Map([[emailKey, ''], ['workload-identity.stackit.cloud/audience', '']]),
+    },
   ])
   const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
     uid: 'u-1', operation: 'CREATE', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'ns',
     object: { metadata: { name: 'p' }, spec: { serviceAccountName: 'templated', containers: [{ name: 'app' }] } },
   } }
   const { response, summary } = await admit(parseReview(review), source)
-  t.same(responseOf(response), { uid: 'u-1', allowed: true, warnings: ['ServiceAccount ns/templated annotation service-account-email is empty: treated as absent'] })
+  const warning = 'ServiceAccount ns/templated annotation service-account-email is empty: treated as absent'
+  t.same(responseOf(response), { uid: 'u-1', allowed: true, warnings: [warning] })
   t.equal(summary.outcome, 'skipped')
 })
 
 t.test('a ServiceAccount answered from a cached copy: a warning names it and the copy’s age', async t => {
-  const email = 'workload-identity.stackit.cloud/service-account-email'
-  const staleSource = (sa: ServiceAccount): ServiceAccountSource => ({ get: () => Promise.resolve(sa), ready: () => true })
-  const pod = (containers: JsonObject[]): JsonObject => ({ metadata: { name: 'p' }, spec: { serviceAccountName: 'app', containers } })
+  const staleSource = (sa: ServiceAccount): ServiceAccountSource =>
+    ({ get: () => Promise.resolve(sa), ready: () => true })
+  const pod = (containers: JsonObject[]): JsonObject =>
+    ({ metadata: { name: 'p' }, spec: { serviceAccountName: 'app', containers } })
+  const ours = new Map([[emailKey, 'a@b.cd']])
+  const app = (annotations: ReadonlyMap<string, string>, staleMs?: number): ServiceAccount =>
+    ({ namespace: 'team-a', name: 'app', annotations, ...(staleMs === undefined ? {} : { staleMs }) })
+  const stale = (age: string): string =>
+    `ServiceAccount team-a/app read from a copy ${age} old: the API server is unreachable`
   type Row = [name: string, sa: ServiceAccount, pod: JsonObject, outcome: PodDecision['outcome'], warnings: string[]]
-  const ours = new Map([[email, 'a@b.cd']])
   const rows: Row[] = [
-    ['mutated from a 2m10s old copy', { namespace: 'team-a', name: 'app', annotations: ours, staleMs: 130_000 }, pod([{ name: 'c' }]), 'mutated',
-      ['ServiceAccount team-a/app read from a copy 2m10s old: the API server is unreachable']],
-    ['not ours, from a copy: allowed, still warned', { namespace: 'team-a', name: 'app', annotations: new Map(), staleMs: 4_999 }, pod([{ name: 'c' }]), 'skipped',
-      ['ServiceAccount team-a/app read from a copy 4s old: the API server is unreachable']],
-    ['the stale warning comes first, before the mutation’s own', { namespace: 'team-a', name: 'app', annotations: ours, staleMs: 3_725_000 },
+    ['mutated from a 2m10s old copy', app(ours, 130_000), pod([{ name: 'c' }]), 'mutated', [stale('2m10s')]],
+    ['not ours, from a copy: allowed, still warned', app(new Map(), 4_999), pod([{ name: 'c' }]), 'skipped',
+      [stale('4s')]],
+    ['the stale warning comes first, before the mutation’s own', app(ours, 3_725_000),
       pod([{ name: 'c', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'x' }] }, { name: 'd' }]), 'mutated',
-      ['ServiceAccount team-a/app read from a copy 1h2m5s old: the API server is unreachable', 'container c: STACKIT_SERVICE_ACCOUNT_EMAIL already set, keeping the container\'s value']],
-    ['denied: no stale warning', { namespace: 'team-a', name: 'app', annotations: new Map([[email, 'not an e-mail']]), staleMs: 1_000 }, pod([{ name: 'c' }]), 'denied', []],
-    ['a fresh answer: no warning', { namespace: 'team-a', name: 'app', annotations: ours }, pod([{ name: 'c' }]), 'mutated', []],
+      [stale('1h2m5s'), 'container c: STACKIT_SERVICE_ACCOUNT_EMAIL already set, keeping the container\'s value']],
+    ['denied: no stale warning', app(new Map([[emailKey, 'not an e-mail']]), 1_000), pod([{ name: 'c' }]),
+      'denied', []],
+    ['a fresh answer: no warning', app(ours), pod([{ name: 'c' }]), 'mutated', []],
   ]
   for (const [name, sa, p, outcome, warnings] of rows) {
     const d = await reviewPod(p, 'team-a', staleSource(sa))
@@ -252,7 +271,8 @@ t.test('a ServiceAccount answered from a cached copy: a warning names it and the
 
 t.test('ages are printed like Go durations, to the second', async t => {
   const rows: [ms: number, text: string][] = [
-    [0, '0s'], [999, '0s'], [59_999, '59s'], [60_000, '1m0s'], [130_000, '2m10s'], [3_600_000, '1h0m0s'], [3_725_000, '1h2m5s'], [90_061_000, '25h1m1s'], [-5, '0s'],
+    [0, '0s'], [999, '0s'], [59_999, '59s'], [60_000, '1m0s'], [130_000, '2m10s'],
+    [3_600_000, '1h0m0s'], [3_725_000, '1h2m5s'], [90_061_000, '25h1m1s'], [-5, '0s'],
   ]
   for (const [ms, text] of rows) t.equal(formatAge(ms), text, `${ms} ms`)
 })

@@ -11,6 +11,13 @@ const sa = (annotations: Record<string, string>): ServiceAccount => ({
   annotations: new Map(Object.entries(annotations).map(([k, v]) => [P + k, v])),
 })
 const none = new Map<string, string>()
+/** A map of our keys, given without the prefix. */
+const keyed = (entries: Record<string, string>): Map<string, string> =>
+  new Map(Object.entries(entries).map(([k, v]) => [P + k, v]))
+/** ServiceAccount annotations with the e-mail set, plus `more`. */
+const ours = (more: Record<string, string> = {}): Record<string, string> =>
+  ({ 'service-account-email': email, ...more })
+const skipKey = 'skip-pod-identity-webhook'
 
 t.test('valid annotations → configuration', async t => {
   type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, expect: Record<string, unknown>]
@@ -28,9 +35,10 @@ t.test('valid annotations → configuration', async t => {
     ['federated token file → mount dir, file name, env', { 'service-account-email': email, 'federated-token-file': '/custom/path/jwt' }, {},
       { mountPath: '/custom/path', tokenPath: 'jwt', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email], ['STACKIT_FEDERATED_TOKEN_FILE', '/custom/path/jwt']] }],
     ['skip annotation "false" does not skip', { 'service-account-email': email, 'skip-pod-identity-webhook': 'false' }, {}, { audience: 'sts.accounts.stackit.cloud' }],
-    ['federated token file whose directory starts with ".." is fine', { 'service-account-email': email, 'federated-token-file': '/var/..run/token' }, {},
-      { mountPath: '/var/..run', tokenPath: 'token' }],
-    ['federated token file name with ".." inside is fine', { 'service-account-email': email, 'federated-token-file': '/var/run/a..token' }, {}, { tokenPath: 'a..token' }],
+    ['federated token file whose directory starts with ".." is fine',
+      ours({ 'federated-token-file': '/var/..run/token' }), {}, { mountPath: '/var/..run', tokenPath: 'token' }],
+    ['federated token file name with ".." inside is fine', ours({ 'federated-token-file': '/var/run/a..token' }), {},
+      { tokenPath: 'a..token' }],
   ]
   for (const [name, annotations, pod, expect] of rows) {
     const d = resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
@@ -47,23 +55,38 @@ t.test('valid annotations → configuration', async t => {
 })
 
 t.test('an empty value counts as absent, with a warning naming it', async t => {
-  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, expect: Record<string, unknown>, warning: string]
-  const defaultsOnly = { audience: 'sts.accounts.stackit.cloud', expirationSeconds: 600, mountPath: '/var/run/secrets/stackit.cloud/serviceaccount', tokenPath: 'token', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email]] }
-  const on = (key: string): string => `ServiceAccount team-a/app annotation ${key} is empty: treated as absent`
+  type Row = [
+    name: string, annotations: Record<string, string>, pod: Record<string, string>,
+    expect: Record<string, unknown>, warning: string,
+  ]
+  const defaultsOnly = {
+    audience: 'sts.accounts.stackit.cloud',
+    expirationSeconds: 600,
+    mountPath: '/var/run/secrets/stackit.cloud/serviceaccount',
+    tokenPath: 'token',
+    env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email]],
+  }
+  const onSa = (key: string): string => `ServiceAccount team-a/app annotation ${key} is empty: treated as absent`
+  const onPod = (key: string): string => `Pod annotation ${key} is empty: treated as absent`
+  const expiration = 'service-account-token-expiration-seconds'
   const rows: Row[] = [
-    ['empty audience → default', { 'service-account-email': email, audience: '' }, {}, defaultsOnly, on('audience')],
-    ['empty token expiration → default', { 'service-account-email': email, 'service-account-token-expiration-seconds': '' }, {}, defaultsOnly, on('service-account-token-expiration-seconds')],
-    ['empty idp token expiration → no env', { 'service-account-email': email, 'idp-token-expiration-seconds': '' }, {}, defaultsOnly, on('idp-token-expiration-seconds')],
-    ['empty idp token endpoint → no env', { 'service-account-email': email, 'idp-token-endpoint': '' }, {}, defaultsOnly, on('idp-token-endpoint')],
-    ['empty federated token file → default path, no env', { 'service-account-email': email, 'federated-token-file': '' }, {}, defaultsOnly, on('federated-token-file')],
-    ['empty ServiceAccount skip → not skipped', { 'service-account-email': email, 'skip-pod-identity-webhook': '' }, {}, defaultsOnly, on('skip-pod-identity-webhook')],
-    ['empty Pod token expiration → the ServiceAccount value', { 'service-account-email': email, 'service-account-token-expiration-seconds': '1200' }, { 'service-account-token-expiration-seconds': '' },
-      { expirationSeconds: 1200 }, 'Pod annotation service-account-token-expiration-seconds is empty: treated as absent'],
-    ['empty Pod skip annotation → not skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': '' }, defaultsOnly, 'Pod annotation skip-pod-identity-webhook is empty: treated as absent'],
-    ['empty Pod skip-containers → every container', { 'service-account-email': email }, { 'skip-containers': '' }, defaultsOnly, 'Pod annotation skip-containers is empty: treated as absent'],
+    ['empty audience → default', ours({ audience: '' }), {}, defaultsOnly, onSa('audience')],
+    ['empty token expiration → default', ours({ [expiration]: '' }), {}, defaultsOnly, onSa(expiration)],
+    ['empty idp token expiration → no env', ours({ 'idp-token-expiration-seconds': '' }), {}, defaultsOnly,
+      onSa('idp-token-expiration-seconds')],
+    ['empty idp token endpoint → no env', ours({ 'idp-token-endpoint': '' }), {}, defaultsOnly,
+      onSa('idp-token-endpoint')],
+    ['empty federated token file → default path, no env', ours({ 'federated-token-file': '' }), {}, defaultsOnly,
+      onSa('federated-token-file')],
+    ['empty ServiceAccount skip → not skipped', ours({ [skipKey]: '' }), {}, defaultsOnly, onSa(skipKey)],
+    ['empty Pod token expiration → the ServiceAccount value', ours({ [expiration]: '1200' }), { [expiration]: '' },
+      { expirationSeconds: 1200 }, onPod(expiration)],
+    ['empty Pod skip annotation → not skipped', ours(), { [skipKey]: '' }, defaultsOnly, onPod(skipKey)],
+    ['empty Pod skip-containers → every container', ours(), { 'skip-containers': '' }, defaultsOnly,
+      onPod('skip-containers')],
   ]
   for (const [name, annotations, pod, expect, warning] of rows) {
-    const d = resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
+    const d = resolveIdentity(sa(annotations), keyed(pod))
     if (d.kind !== 'inject') {
       t.fail(`${name}: expected inject, got skip`)
       continue
@@ -74,8 +97,9 @@ t.test('an empty value counts as absent, with a warning naming it', async t => {
     t.same(d.warnings, [warning], `${name}: one warning naming the key`)
     t.ok(d.warnings.every(w => w.length < 120), `${name}: warnings fit a header`)
   }
-  const label = resolveIdentity(sa({ 'service-account-email': email }), none, new Map([[P + 'skip-pod-identity-webhook', '']]))
-  t.same([label.kind, label.warnings], ['inject', ['Pod label skip-pod-identity-webhook is empty: treated as absent']], 'empty Pod skip label → not skipped')
+  const label = resolveIdentity(sa(ours()), none, keyed({ [skipKey]: '' }))
+  t.same([label.kind, label.warnings], ['inject', [`Pod label ${skipKey} is empty: treated as absent`]],
+    'empty Pod skip label → not skipped')
 })
 
 t.test('skips', async t => {
@@ -95,38 +119,50 @@ t.test('skips', async t => {
 })
 
 t.test('an empty e-mail means "not ours": skipped, with a warning, nothing else judged', async t => {
-  const d = resolveIdentity(sa({ 'service-account-email': '', audience: ' bad ', 'idp-token-endpoint': 'http://x' }), none)
+  const annotations = { 'service-account-email': '', audience: ' bad ', 'idp-token-endpoint': 'http://x' }
+  const d = resolveIdentity(sa(annotations), none)
   t.equal(d.kind, 'skip')
   if (d.kind === 'skip') t.match(d.reason, /empty service-account-email/)
   t.same(d.warnings, ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent'])
 })
 
-t.test('the Pod skip label or annotation: "true" skips, a malformed value is judged only when an identity applies', async t => {
-  type Row = [name: string, annotations: Record<string, string>, labels: Record<string, string>, podAnnotations: Record<string, string>, kind: 'inject' | 'skip', warnings: string[]]
-  const yes = 'Pod label skip-pod-identity-webhook="yes" ignored: not "true" or "false", and no identity applies'
+t.test('Pod skip label or annotation: "true" skips, another value is judged only when an identity applies', async t => {
+  type Row = [
+    name: string, annotations: Record<string, string>,
+    labels: Record<string, string>, podAnnotations: Record<string, string>,
+    kind: 'inject' | 'skip', warnings: string[],
+  ]
+  const ignored = (kind: string, shown: string): string =>
+    `Pod ${kind} ${skipKey}=${shown} ignored: not "true" or "false", and no identity applies`
+  const yes = ignored('label', '"yes"')
   const rows: Row[] = [
-    ['label "true" → skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'true' }, {}, 'skip', []],
-    ['annotation "True" → skipped', { 'service-account-email': email }, {}, { 'skip-pod-identity-webhook': 'True' }, 'skip', []],
-    ['label "false" → injected', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'false' }, {}, 'inject', []],
-    ['label "yes", annotation "true" → skipped', { 'service-account-email': email }, { 'skip-pod-identity-webhook': 'yes' }, { 'skip-pod-identity-webhook': 'true' }, 'skip', []],
-    ['label "yes", no identity → skipped with a warning naming the value', {}, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip', [yes]],
-    ['label "yes", empty e-mail → skipped, both warnings', { 'service-account-email': '' }, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip',
-      ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent', yes]],
-    ['label "yes", ServiceAccount opted out → skipped with the warning', { 'service-account-email': email, 'skip-pod-identity-webhook': 'true' }, { 'skip-pod-identity-webhook': 'yes' }, {}, 'skip', [yes]],
-    ['annotation with a newline, no identity → the warning shows it escaped', {}, {}, { 'skip-pod-identity-webhook': 'true\n' }, 'skip',
-      ['Pod annotation skip-pod-identity-webhook="true\\n" ignored: not "true" or "false", and no identity applies']],
+    ['label "true" → skipped', ours(), { [skipKey]: 'true' }, {}, 'skip', []],
+    ['annotation "True" → skipped', ours(), {}, { [skipKey]: 'True' }, 'skip', []],
+    ['label "false" → injected', ours(), { [skipKey]: 'false' }, {}, 'inject', []],
+    ['label "yes", annotation "true" → skipped', ours(), { [skipKey]: 'yes' }, { [skipKey]: 'true' }, 'skip', []],
+    ['label "yes", no identity → skipped with a warning naming the value', {}, { [skipKey]: 'yes' }, {},
+      'skip', [yes]],
+    ['label "yes", empty e-mail → skipped, both warnings', { 'service-account-email': '' }, { [skipKey]: 'yes' }, {},
+      'skip', ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent', yes]],
+    ['label "yes", ServiceAccount opted out → skipped with the warning', ours({ [skipKey]: 'true' }),
+      { [skipKey]: 'yes' }, {}, 'skip', [yes]],
+    ['annotation with a newline, no identity → the warning shows it escaped', {}, {}, { [skipKey]: 'true\n' }, 'skip',
+      [ignored('annotation', '"true\\n"')]],
   ]
   for (const [name, annotations, labels, podAnnotations, kind, warnings] of rows) {
-    const d = resolveIdentity(sa(annotations), new Map(Object.entries(podAnnotations).map(([k, v]) => [P + k, v])), new Map(Object.entries(labels).map(([k, v]) => [P + k, v])))
+    const d = resolveIdentity(sa(annotations), keyed(podAnnotations), keyed(labels))
     t.equal(d.kind, kind, name)
     t.same(d.warnings, warnings, `${name}: warnings`)
   }
-  const long = resolveIdentity(sa({}), none, new Map([[P + 'skip-pod-identity-webhook', 'y'.repeat(300)]]))
+  const long = resolveIdentity(sa({}), none, keyed({ [skipKey]: 'y'.repeat(300) }))
   t.ok(long.warnings.length === 1 && long.warnings.every(w => w.includes('…')), 'a long value is cut in the warning')
 })
 
 t.test('invalid annotations → one denial naming each', async t => {
-  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, message: RegExp[], labels?: Record<string, string>]
+  type Row = [
+    name: string, annotations: Record<string, string>, pod: Record<string, string>, message: RegExp[],
+    labels?: Record<string, string>,
+  ]
   const rows: Row[] = [
     ['display-name e-mail', { 'service-account-email': 'App <app@sa.stackit.cloud>' }, {}, [/service-account-email="App <app@sa.stackit.cloud>" must be a plain e-mail/]],
     ['e-mail with a space', { 'service-account-email': 'app @sa.stackit.cloud' }, {}, [/plain e-mail/]],
@@ -156,37 +192,49 @@ t.test('invalid annotations → one denial naming each', async t => {
     ['three errors together', { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' }, {},
       [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
     // Kubernetes rejects a projected token path that starts with ".." (validateLocalNonReservedPath).
-    ['token file name starting with ".."', { 'service-account-email': email, 'federated-token-file': '/var/run/stackit/..token' }, {},
+    ['token file name starting with ".."', ours({ 'federated-token-file': '/var/run/stackit/..token' }), {},
       [/federated-token-file="\/var\/run\/stackit\/\.\.token" must not name a file that starts with "\.\."/]],
-    ['token file name "..data"', { 'service-account-email': email, 'federated-token-file': '/var/run/stackit/..data' }, {}, [/starts with "\.\."/]],
+    ['token file name "..data"', ours({ 'federated-token-file': '/var/run/stackit/..data' }), {},
+      [/starts with "\.\."/]],
     // WHATWG URL parsing strips TAB and newlines, so the URL check alone let them through into the env value.
-    ['idp endpoint with a TAB inside', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }, {},
+    ['idp endpoint with a TAB inside', ours({ 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }), {},
       [/idp-token-endpoint="https:\/\/idp\.example\.com\/\\ttoken" must not contain control characters/]],
-    ['idp endpoint with a newline inside', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.exam\nple.com/token' }, {}, [/="https:\/\/idp\.exam\\nple\.com\/token" must not contain control/]],
-    ['idp endpoint with DEL', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\u007f' }, {}, [/\\u007f" must not contain control/]],
-    ['idp endpoint with a C1 control (NEL)', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/\u0085' }, {}, [/\\u0085" must not contain control/]],
-    ['audience with a control character', { 'service-account-email': email, audience: 'sts\u0001aud' }, {}, [/audience="sts\\u0001aud" must not contain control/]],
-    ['e-mail with a newline', { 'service-account-email': 'app@sa.stackit.cloud\n' }, {}, [/service-account-email="app@sa\.stackit\.cloud\\n" must not contain control/]],
-    ['token file with a control character', { 'service-account-email': email, 'federated-token-file': '/var/run/\u001btoken' }, {}, [/federated-token-file="\/var\/run\/\\u001btoken" must not contain control/]],
-    ['idp expiration with a newline', { 'service-account-email': email, 'idp-token-expiration-seconds': '900\n' }, {}, [/idp-token-expiration-seconds="900\\n" must not contain control/]],
-    ['Pod skip label "yes" with an identity', { 'service-account-email': email }, {},
-      [/^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix the annotation and create the Pod again\.$/],
-      { 'skip-pod-identity-webhook': 'yes' }],
-    ['ServiceAccount and Pod problems together, the ServiceAccount first', { 'service-account-email': email, audience: ' ' }, {},
-      [/^ServiceAccount team-a\/app annotation .*audience=" ".*; Pod label .*="yes" must be "true" or "false"\. Fix the annotations/],
-      { 'skip-pod-identity-webhook': 'yes' }],
+    ['idp endpoint with a newline inside', ours({ 'idp-token-endpoint': 'https://idp.exam\nple.com/token' }), {},
+      [/="https:\/\/idp\.exam\\nple\.com\/token" must not contain control/]],
+    ['idp endpoint with DEL', ours({ 'idp-token-endpoint': 'https://idp.example.com/\u007f' }), {},
+      [/\\u007f" must not contain control/]],
+    ['idp endpoint with a C1 control (NEL)', ours({ 'idp-token-endpoint': 'https://idp.example.com/\u0085' }), {},
+      [/\\u0085" must not contain control/]],
+    ['audience with a control character', ours({ audience: 'sts\u0001aud' }), {},
+      [/audience="sts\\u0001aud" must not contain control/]],
+    ['e-mail with a newline', { 'service-account-email': 'app@sa.stackit.cloud\n' }, {},
+      [/service-account-email="app@sa\.stackit\.cloud\\n" must not contain control/]],
+    ['token file with a control character', ours({ 'federated-token-file': '/var/run/\u001btoken' }), {},
+      [/federated-token-file="\/var\/run\/\\u001btoken" must not contain control/]],
+    ['idp expiration with a newline', ours({ 'idp-token-expiration-seconds': '900\n' }), {},
+      [/idp-token-expiration-seconds="900\\n" must not contain control/]],
+    ['Pod skip label "yes" with an identity', ours(), {},
+      [/^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. /,
+        /\. Fix the annotation and create the Pod again\.$/],
+      { [skipKey]: 'yes' }],
+    ['ServiceAccount and Pod problems together, the ServiceAccount first', ours({ audience: ' ' }), {},
+      [/^ServiceAccount team-a\/app annotation .*audience=" ".*; Pod label .*="yes" must be "true" or "false"\. /,
+        /Fix the annotations/],
+      { [skipKey]: 'yes' }],
   ]
   for (const [name, annotations, pod, messages, labels = {}] of rows) {
     let caught: unknown
     try {
-      resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])), new Map(Object.entries(labels).map(([k, v]) => [P + k, v])))
+      resolveIdentity(sa(annotations), keyed(pod), keyed(labels))
     } catch (e) {
       caught = e
     }
     t.ok(isWebhookError(caught, 'INVALID_ANNOTATION'), `${name}: INVALID_ANNOTATION`)
     const message = caught instanceof Error ? caught.message : ''
     for (const m of messages) t.match(message, m, name)
-    if (!pod['service-account-token-expiration-seconds'] && Object.keys(labels).length === 0) t.match(message, /^ServiceAccount team-a\/app annotation/, `${name}: names the ServiceAccount`)
+    if (!pod['service-account-token-expiration-seconds'] && Object.keys(labels).length === 0) {
+      t.match(message, /^ServiceAccount team-a\/app annotation/, `${name}: names the ServiceAccount`)
+    }
     t.match(message, /Fix the annotations? and create the Pod again\.$/, `${name}: says how to fix it`)
   }
 })
@@ -196,7 +244,8 @@ t.test('values are bounded and quoted in messages', async t => {
   t.equal(showValue('x'.repeat(200)), JSON.stringify('x'.repeat(80) + '…'))
   t.equal(showValue('line\nbreak'), '"line\\nbreak"')
   t.equal(showValue('tab\there'), '"tab\\there"')
-  t.equal(showValue('del\u007f c1\u0085\u009f'), '"del\\u007f c1\\u0085\\u009f"', 'DEL and C1 controls are escaped too (JSON.stringify leaves them raw)')
+  // JSON.stringify leaves DEL and the C1 controls raw.
+  t.equal(showValue('del\u007f c1\u0085\u009f'), '"del\\u007f c1\\u0085\\u009f"', 'DEL and C1 controls are escaped too')
   t.equal(showValue('ü€'), '"ü€"', 'printable non-ASCII stays as it is')
 })
 
@@ -214,7 +263,9 @@ t.test('booleans', async t => {
 })
 
 t.test('token file rule accepts good paths', async t => {
-  for (const p of ['/var/run/secrets/x/token', '/a/b', '/custom/path/token', '/a/.token', '/a/b..', '/..a/b']) t.equal(tokenFileProblem(p), undefined, p)
+  for (const p of ['/var/run/secrets/x/token', '/a/b', '/custom/path/token', '/a/.token', '/a/b..', '/..a/b']) {
+    t.equal(tokenFileProblem(p), undefined, p)
+  }
   for (const p of ['/a/..b', '/a/...', '/a/..']) t.not(tokenFileProblem(p), undefined, p)
 })
 
