@@ -135,6 +135,7 @@ const busyServeWithUnreadLog = async (t: Test): Promise<UnreadServe> => {
   const tls = ['--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile]
   const args = ['serve', '--bind-address', '127.0.0.1', ...ports, ...tls, '--service-account', saFile]
   const child = spawn(process.execPath, [binPath, ...args])
+  t.teardown(() => void child.kill('SIGKILL')) // a failed assertion must not leave a server behind; no-op once exited
   const log = lateReader(child.stderr)
   child.stderr.resume()
   const port = await new Promise<number>((resolve, reject) => {
