@@ -7,9 +7,11 @@ export type ErrorCode =
   | 'BAD_REVIEW'
   /** The request body exceeds --max-request-bytes. */
   | 'BODY_TOO_LARGE'
+  /** The request body did not arrive in full within the body deadline after its headers. */
+  | 'BODY_TIMEOUT'
   /** The request content type is not application/json. */
   | 'UNSUPPORTED_MEDIA_TYPE'
-  /** Too many request bytes are being read at once; the caller should retry. */
+  /** The request bytes received and not yet answered would pass their bound; the caller should retry. */
   | 'OVERLOADED'
   /** The Pod inside a review does not have the shape Kubernetes guarantees. */
   | 'BAD_POD'
@@ -37,6 +39,7 @@ export type ErrorCode =
 const httpStatus: Readonly<Record<ErrorCode, number>> = {
   BAD_REVIEW: 400,
   BODY_TOO_LARGE: 413,
+  BODY_TIMEOUT: 408,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OVERLOADED: 503,
   BAD_POD: 400,

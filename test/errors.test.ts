@@ -6,6 +6,7 @@ const cases: [code: ErrorCode, status: number][] = [
   ['BODY_TOO_LARGE', 413],
   ['UNSUPPORTED_MEDIA_TYPE', 415],
   ['OVERLOADED', 503],
+  ['BODY_TIMEOUT', 408],
   ['INVALID_ANNOTATION', 403],
   ['SERVICEACCOUNT_LOOKUP_FAILED', 403],
   ['KUBE_API', 502],
