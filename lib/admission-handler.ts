@@ -4,11 +4,11 @@
  * step can still become a clean error status. One log line per request; never the body.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { WebhookError, isWebhookError } from './errors.js'
+import { WebhookError, isWebhookError, type ErrorCode } from './errors.js'
 import { admit, parseReview, type ReviewSummary } from './admission-review.js'
 import { parseJson } from './json.js'
 import { readStream } from './read-stream.js'
-import { plainText, requestPath, send } from './https-server.js'
+import { plainText, requestPath, send, type AdmissionListener } from './https-server.js'
 import type { Logger } from './log.js'
 import type { ServiceAccountSource } from './serviceaccount.js'
 import type { WebhookMetrics } from './webhook-metrics.js'
@@ -16,7 +16,7 @@ import type { WebhookMetrics } from './webhook-metrics.js'
 /** Paths the API server may call: ours, and the reference chart's for drop-in compatibility. */
 export const admissionPaths: readonly string[] = ['/mutate', '/mutate--v1-pod']
 
-/** Default bound on the request bytes being read at once. */
+/** Default bound on the request bytes received and not yet answered. */
 export const defaultBytesInFlight = 16 * 1024 * 1024
 
 /** What the handler needs from the rest of the process. */
@@ -26,11 +26,14 @@ export interface AdmissionHandlerOptions {
   readonly metrics: WebhookMetrics
   /** Larger bodies get 413 without being buffered. */
   readonly maxRequestBytes: number
-  /** Bodies being read at once may add up to this (never less than maxRequestBytes); beyond, 503. */
+  /** Bytes received and not yet answered may add up to this (never less than maxRequestBytes); beyond, 503. */
   readonly maxBytesInFlight?: number
   /** Monotonic milliseconds, for durations. */
   readonly now?: () => number
 }
+
+// Answers after which the rest of the body is not read and the connection closes.
+const stopReading: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['BODY_TOO_LARGE', 'BODY_TIMEOUT', 'OVERLOADED'])
 
 const isJsonContentType = (header: string | undefined): boolean =>
   header !== undefined && header.split(';')[0]?.trim().toLowerCase() === 'application/json'
@@ -39,18 +42,30 @@ const isJsonContentType = (header: string | undefined): boolean =>
 const sendError = (res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void =>
   send(res, status, `${message}\n`, plainText, headers)
 
-/** Creates the request listener for the admission port. */
-export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req: IncomingMessage, res: ServerResponse) => void) => {
+/**
+ * Creates the request listener for the admission port. The server passes each request's body deadline (see
+ * `ServerTimeouts.bodyMs`); the listener enforces it while it reads, so a late body gets 408 and its bytes go at once.
+ */
+export const createAdmissionHandler = (options: AdmissionHandlerOptions): AdmissionListener => {
   const { logger, metrics, source, maxRequestBytes } = options
   const now = options.now ?? (() => performance.now())
-  // Parsing a body costs several times its size in memory; bounding the bytes read at once bounds that, however
-  // many connections send large bodies. Reviews from the API server are a few KiB, so thousands fit at once.
+  // Parsing a body costs several times its size in memory; bounding the bytes held until their answer bounds that,
+  // however many connections send large bodies. Bytes count as they arrive, not as declared, so a client that
+  // declares a large body and stalls holds only what it sent. Reviews are a few KiB, so thousands fit at once.
   const bytesBudget = Math.max(options.maxBytesInFlight ?? defaultBytesInFlight, maxRequestBytes)
   let bytesInFlight = 0
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, started: number): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, bodyMs: number, started: number): Promise<void> => {
     let summary: ReviewSummary | undefined
-    let reserved = 0
+    let counted = 0
+    // Called by readStream for each chunk before it is kept; the chunk that would pass the budget ends the read.
+    const count = (bytes: number): void => {
+      if (bytesInFlight + bytes > bytesBudget) {
+        throw new WebhookError('OVERLOADED', 'too many request bytes in flight; retry shortly')
+      }
+      bytesInFlight += bytes
+      counted += bytes
+    }
     try {
       if (!admissionPaths.includes(requestPath(req))) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
       if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
@@ -60,19 +75,14 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
-      // A body of unknown length may grow to the limit, so it reserves the limit.
-      const size = Number.isFinite(declared) ? declared : maxRequestBytes
-      if (bytesInFlight + size > bytesBudget) throw new WebhookError('OVERLOADED', 'too many request bytes in flight; retry shortly')
-      reserved = size
-      bytesInFlight += reserved
-      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW')
+      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW', { count, timeoutMs: bodyMs })
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
       send(res, 200, result.response, 'application/json')
     } catch (e) {
       const error = isWebhookError(e) ? e : undefined
-      if (error?.code === 'BODY_TOO_LARGE' || error?.code === 'OVERLOADED') {
+      if (error !== undefined && stopReading.has(error.code)) {
         // Stop reading: the rest of the body is never buffered, and the connection closes after the answer.
         req.pause()
         res.shouldKeepAlive = false
@@ -86,7 +96,8 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
       })
       metrics.reviews.inc({ outcome: 'error' })
     } finally {
-      bytesInFlight -= reserved
+      // Answered, refused, timed out or aborted: the request's bytes are no longer held.
+      bytesInFlight -= counted
       const seconds = (now() - started) / 1000
       if (summary) {
         metrics.reviews.inc({ outcome: summary.outcome })
@@ -96,9 +107,9 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): ((req:
     }
   }
 
-  return (req, res) => {
+  return (req, res, bodyMs) => {
     const started = now()
     metrics.inFlight.add(1)
-    void handle(req, res, started).finally(() => metrics.inFlight.add(-1))
+    void handle(req, res, bodyMs, started).finally(() => metrics.inFlight.add(-1))
   }
 }

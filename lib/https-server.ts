@@ -10,10 +10,18 @@ import type { TlsPair } from './tls-reloader.js'
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void
 
+/**
+ * The admission listener; it also gets the request's body deadline in ms ({@link ServerTimeouts.bodyMs}), which it
+ * enforces while reading the body, since only it can answer a late body and let go of the bytes it holds.
+ */
+export type AdmissionListener = (req: http.IncomingMessage, res: http.ServerResponse, bodyMs: number) => void
+
 /** Server timeouts in ms; see {@link defaultTimeouts} for the reasons. */
 export interface ServerTimeouts {
   readonly headersMs: number
   readonly requestMs: number
+  /** Time an admission request's body has, after its headers, to arrive in full. */
+  readonly bodyMs: number
   readonly keepAliveMs: number
   /** How often Node checks the header and request timeouts. */
   readonly checkIntervalMs: number
@@ -27,6 +35,10 @@ export const defaultTimeouts: ServerTimeouts = {
   headersMs: 10_000,
   // The API server gives up on a webhook after at most 30 s (timeoutSeconds ≤ 30); holding a request longer is waste.
   requestMs: 30_000,
+  // The API server sends a review in one burst right after its headers, so a body takes only transfer time: 10 s
+  // carries a 4 MiB body (the default limit) at 4 Mbit/s and is twice our manifests' timeoutSeconds (5 s), after
+  // which the API server has given up; a client still sending then holds bytes others need.
+  bodyMs: 10_000,
   // Longer than Go's default idle timeout (90 s), so the API server closes idle connections first and never
   // reuses one we have just closed (a race that fails a POST, and with failurePolicy Fail, a Pod creation).
   keepAliveMs: 120_000,
@@ -58,7 +70,12 @@ export const secureOptions = (pair: TlsPair, minVersion: SecureVersion): https.S
 /** What {@link startServers} needs. */
 export interface ServersOptions {
   readonly bindAddress: string
-  readonly admission: { readonly port: number; readonly tls: TlsPair; readonly minVersion: SecureVersion; readonly handler: Listener }
+  readonly admission: {
+    readonly port: number
+    readonly tls: TlsPair
+    readonly minVersion: SecureVersion
+    readonly handler: AdmissionListener
+  }
   /** Plain-HTTP routes by port: probes and metrics (they may share a port). */
   readonly plain: ReadonlyArray<{ readonly port: number; readonly routes: ReadonlyMap<string, Listener> }>
   readonly timeouts?: ServerTimeouts
@@ -124,11 +141,12 @@ const closeServer = (server: http.Server): Promise<void> => new Promise(resolve 
 export const startServers = async (options: ServersOptions): Promise<RunningServers> => {
   const t = options.timeouts ?? defaultTimeouts
   const { admission } = options
+  const { bodyMs } = t
   const secure = https.createServer({
     ...secureOptions(admission.tls, admission.minVersion),
     connectionsCheckingInterval: t.checkIntervalMs,
     handshakeTimeout: t.handshakeMs,
-  }, admission.handler)
+  }, (req, res) => admission.handler(req, res, bodyMs))
   applyTimeouts(secure, t)
   secure.maxConnections = maxConnections
   // A failed or timed-out handshake must not leave its socket open.

@@ -1,14 +1,14 @@
 // The admission endpoint over real HTTPS sockets on port 0: status codes, hostile bodies, slow clients, load.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { makeSelfSigned } from './helpers/certs.js'
-import { request } from './helpers/webhook-client.js'
+import { chunk, connectRaw, postHead, request, type Reply } from './helpers/webhook-client.js'
 import { until } from './helpers/until.js'
 import { createAdmissionHandler } from '../lib/admission-handler.js'
-import { startServers, type RunningServers } from '../lib/https-server.js'
+import { defaultTimeouts, startServers, type RunningServers, type ServerTimeouts } from '../lib/https-server.js'
 import { loadTlsPair } from '../lib/tls-reloader.js'
 import { createLogger } from '../lib/log.js'
 import { Registry } from '../lib/metrics.js'
@@ -40,7 +40,8 @@ const servers: RunningServers = await startServers({
     handler: createAdmissionHandler({ source, logger: createLogger({ level: 'debug', write: l => logs.push(l) }), metrics, maxRequestBytes }),
   },
   plain: [],
-  timeouts: { headersMs: 500, requestMs: 5000, keepAliveMs: 5000, checkIntervalMs: 100, handshakeMs: 300 },
+  // Short enough for the slow-client tests; the handshake limit leaves room for 64 handshakes on a busy machine.
+  timeouts: { headersMs: 500, requestMs: 5000, bodyMs: 2000, keepAliveMs: 5000, checkIntervalMs: 100, handshakeMs: 2000 },
 })
 t.teardown(() => servers.drainAdmission(1000))
 const port = servers.admissionPort
@@ -227,6 +228,7 @@ t.test('slow-loris: a client trickling its headers is cut off by the header time
       }, 50)
       let reply = ''
       socket.on('data', d => (reply += String(d)))
+      socket.on('end', () => clearInterval(timer)) // no write after the server has closed its side
       socket.on('close', () => {
         clearInterval(timer)
         resolve({ sent, reply })
@@ -247,36 +249,126 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
   t.equal(closed, 'closed', 'the server closed the stalled connection')
 })
 
-t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
-  const handler = createAdmissionHandler({ source, logger: createLogger({ level: 'debug', write: l => logs.push(l) }), metrics: registerWebhookMetrics(new Registry(), 1), maxRequestBytes: 8000, maxBytesInFlight: 1000 })
-  const s = await startServers({ bindAddress: '127.0.0.1', admission: { port: 0, tls: await loadTlsPair(cert.certFile, cert.keyFile), minVersion: 'TLSv1.3', handler }, plain: [] })
-  t.teardown(() => s.drainAdmission(1000))
-  const body = Buffer.from(goodReview)
-  let reply = ''
-  const held = tls.connect({ host: '127.0.0.1', port: s.admissionPort, ca, servername: 'localhost' })
-  const done = new Promise<void>(resolve => held.on('close', () => resolve()))
-  held.on('data', d => (reply += String(d)))
-  await new Promise<void>(resolve => held.once('secureConnect', () => resolve()))
-  held.write(`POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
-  held.write(body.subarray(0, 100))
-  // The held review reserves its 4,575 bytes; the budget is the 8,000-byte limit (never below it).
-  const refused = await until(async () => (await request({ port: s.admissionPort, ca, body: goodReview })).status === 503)
-  t.ok(refused, 'a second review beyond the budget is refused with 503')
-  const chunked = await new Promise<number>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: s.admissionPort, path: '/mutate', method: 'POST', ca, servername: 'localhost', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, res => {
-      res.resume()
-      resolve(res.statusCode ?? 0)
-    })
-    req.on('error', reject)
-    req.end(goodReview)
+/** True when a raw reply holds a 200 with an allowed review. */
+const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[^]*"allowed":true/.test(reply)
+
+type Limits = { readonly maxRequestBytes: number; readonly maxBytesInFlight?: number }
+
+/** A server of its own with the given handler limits and timeouts; closed when the test ends. */
+const serverWith = async (t: Test, limits: Limits, timeouts: Partial<ServerTimeouts> = {}) => {
+  const m = registerWebhookMetrics(new Registry(), 1)
+  const logger = createLogger({ level: 'debug', write: l => logs.push(l) })
+  const handler = createAdmissionHandler({ source, logger, metrics: m, ...limits })
+  const s = await startServers({
+    bindAddress: '127.0.0.1',
+    admission: { port: 0, tls: await loadTlsPair(cert.certFile, cert.keyFile), minVersion: 'TLSv1.3', handler },
+    plain: [],
+    timeouts: { ...defaultTimeouts, ...timeouts },
   })
-  t.equal(chunked, 503, 'a body of unknown length reserves the whole limit')
-  held.write(body.subarray(100))
-  await done
-  t.match(reply, /^HTTP\/1\.1 200 OK/, 'the held review completes')
-  const after = await request({ port: s.admissionPort, ca, body: goodReview })
+  t.teardown(() => s.drainAdmission(1000))
+  const review = (body = goodReview): Promise<Reply> => request({ port: s.admissionPort, ca, body })
+  return { port: s.admissionPort, review, inFlight: () => m.inFlight.get() }
+}
+
+t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000 }, { bodyMs: 60_000 })
+  const body = Buffer.from(goodReview)
+  const held = await connectRaw(s.port, ca)
+  held.socket.write(postHead(body.length))
+  held.socket.write(body.subarray(0, 4000))
+  // The held review has 4,000 bytes in; the budget is the 8,000-byte limit (never below it), so a second review
+  // of 4,575 bytes does not fit.
+  const refused = await until(async () => (await s.review()).status === 503)
+  t.ok(refused, 'a second review beyond the budget is refused with 503')
+  const chunked = await connectRaw(s.port, ca)
+  chunked.socket.write(postHead() + chunk(goodReview))
+  await chunked.closed
+  t.match(chunked.reply(), /^HTTP\/1\.1 503 /, 'a body of unknown length is counted the same way')
+  held.socket.write(body.subarray(4000))
+  t.ok(await until(() => answeredOk(held.reply())), 'the held review completes')
+  held.socket.destroy()
+  const after = await s.review()
   t.equal(after.status, 200, 'its bytes are released')
   t.ok(isGoodAnswer(after.body))
+})
+
+t.test('the budget counts the bytes received, not the bytes declared', async t => {
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000 }, { bodyMs: 60_000 })
+  const padded = goodReview.padEnd(8000, ' ')
+  const declared = await connectRaw(s.port, ca)
+  declared.socket.write(postHead(8000) + padded.slice(0, 100))
+  t.ok(await until(() => s.inFlight() === 1), 'the declared-8,000-byte request is being read')
+  const beside = await s.review()
+  t.equal(beside.status, 200, 'a review fits beside 100 bytes received of 8,000 declared')
+  t.ok(isGoodAnswer(beside.body))
+  const stalled = await connectRaw(s.port, ca)
+  stalled.socket.write(postHead() + chunk(padded.slice(0, 5000)))
+  // 100 + 5,000 bytes received: a 4,575-byte review passes the 8,000-byte budget once those 5,000 have arrived.
+  let refused: Reply | undefined
+  const isRefused = async (): Promise<boolean> => (refused = await s.review()).status === 503
+  t.ok(await until(isRefused), 'a review that would pass the budget is refused once the bytes have arrived')
+  t.match(refused?.body, /^too many request bytes in flight; retry shortly\n$/)
+  t.equal(refused?.headers.connection, 'close', 'the refused connection closes')
+  const partial = await connectRaw(s.port, ca)
+  partial.socket.write(postHead(7000) + goodReview)
+  await partial.closed
+  t.match(partial.reply(), /^HTTP\/1\.1 503 /, 'the chunk past the budget is refused without waiting for the rest')
+  stalled.socket.destroy()
+  t.ok(await until(async () => (await s.review()).status === 200), 'an aborted body’s bytes are released')
+  declared.socket.write(padded.slice(100))
+  t.ok(await until(() => answeredOk(declared.reply())), 'the declared request completes')
+  declared.socket.destroy()
+  t.ok(await until(() => s.inFlight() === 0), 'nothing left in flight')
+})
+
+t.test('the body deadline cuts a stalled or trickling body: 408, connection closed, its bytes released', async t => {
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000 }, { bodyMs: 300, requestMs: 3000 })
+  type Row = [name: string, start: string, trickle?: string]
+  const rows: Row[] = [
+    ['declared length, stalled after 4,000 bytes', postHead(Buffer.byteLength(goodReview)) + goodReview.slice(0, 4000)],
+    ['chunked, 4,000 bytes, then a byte at a time', postHead() + chunk(goodReview.slice(0, 4000)), chunk(' ')],
+  ]
+  for (const [name, start, trickle] of rows) {
+    logs.length = 0
+    const c = await connectRaw(s.port, ca)
+    c.socket.write(start)
+    const timer = trickle === undefined ? undefined : setInterval(() => c.socket.write(trickle), 20)
+    await c.closed
+    clearInterval(timer)
+    t.match(c.reply(), /^HTTP\/1\.1 408 Request Timeout\r\n/, `${name}: 408`)
+    t.match(c.reply(), /\r\nConnection: close\r\n/i, `${name}: the connection is closed`)
+    t.match(c.reply(), /\r\n\r\nrequest body did not arrive in full within 300 ms\n$/, `${name}: the reason`)
+    const logged = /"level":"warn","msg":"review rejected","status":408,"code":"BODY_TIMEOUT"/
+    t.match(logs.join(''), logged, `${name}: logged`)
+    // 7,000 bytes fit the 8,000-byte budget only if the 4,000 of the cut body are no longer counted.
+    const large = await s.review(goodReview.padEnd(7000, ' '))
+    t.equal(large.status, 200, `${name}: its bytes are released at once`)
+    t.ok(isGoodAnswer(large.body), `${name}: a later large body is answered correctly`)
+  }
+  t.equal(s.inFlight(), 0, 'nothing left in flight')
+})
+
+t.test('a normal review is answered while many stalled and trickling bodies are open', async t => {
+  // The production limits (4 MiB per body, 16 MiB in flight); the deadline is long so all stay open meanwhile.
+  const s = await serverWith(t, { maxRequestBytes: 4 * 1024 * 1024 }, { bodyMs: 120_000, requestMs: 120_000 })
+  const stalled = await Promise.all(Array.from({ length: 150 }, () => connectRaw(s.port, ca)))
+  for (const c of stalled) c.socket.write(`${postHead(4 * 1024 * 1024)}{"`)
+  const trickling = await Promise.all(Array.from({ length: 150 }, () => connectRaw(s.port, ca)))
+  for (const c of trickling) c.socket.write(postHead() + chunk('{'))
+  const trickle = setInterval(() => {
+    for (const c of trickling) c.socket.write(chunk(' '))
+  }, 100)
+  t.teardown(() => clearInterval(trickle))
+  const all = [...stalled, ...trickling]
+  t.ok(await until(() => s.inFlight() === all.length), `all ${all.length} bodies are being read`)
+  const r = await s.review()
+  t.equal(r.status, 200, 'the review is answered')
+  t.ok(isGoodAnswer(r.body), 'correctly')
+  const open = all.filter(c => !c.isClosed() && c.reply() === '')
+  t.equal(open.length, all.length, 'while every stalled body is still open and unanswered')
+  clearInterval(trickle)
+  for (const c of all) c.socket.destroy()
+  t.ok(await until(() => s.inFlight() === 0), 'their requests end with their connections')
 })
 
 t.test('a failing lookup is a denial; an unexpected failure is a 500 without detail', async t => {

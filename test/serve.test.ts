@@ -5,7 +5,8 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync } from '
 import tls from 'node:tls'
 import { join } from 'node:path'
 import { makeCa, makeMismatchedPair, makeServerCert, type CertFiles } from './helpers/certs.js'
-import { request, runCli, startServe, type ServeProcess } from './helpers/webhook-client.js'
+import { chunk, connectRaw, postHead, request, runCli, startServe } from './helpers/webhook-client.js'
+import type { ServeProcess } from './helpers/webhook-client.js'
 import { FakeApiServer } from './helpers/fake-api-server.js'
 import { until } from './helpers/until.js'
 
@@ -141,6 +142,24 @@ t.test('certificate rotation by the kubelet symlink swap; a broken pair keeps th
   t.ok(await until(async () => (await metrics()).includes('certificate_reloads_total{result="failure"} 1'), 3000), 'the broken pair is counted')
   t.equal(await peerSerial(p.ports.admission), second.serial, 'the old pair stays in service')
   t.ok(p.lines.some(l => l.includes('"level":"error"') && l.includes('does not belong')), 'and logged as an error')
+  t.equal(await kill(p), 0)
+})
+
+t.test('bodies that declare 4 MiB or come chunked and then stall do not turn a review into 503', async t => {
+  const dir = t.testdir({})
+  const cert = await makeServerCert(dir, ca)
+  const p = await startServe(['--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile,
+    '--service-account', saFile])
+  // Four times the default --max-request-bytes fill the default 16 MiB in flight if declared lengths are counted.
+  const stalled = await Promise.all(Array.from({ length: 5 }, () => connectRaw(p.ports.admission, caPem)))
+  stalled.forEach((c, i) => c.socket.write(i < 4 ? `${postHead(4 * 1024 * 1024)}{` : postHead() + chunk('{')))
+  const metrics = async (): Promise<string> =>
+    (await request({ port: p.ports.metrics, path: '/metrics', method: 'GET', plain: true })).body
+  t.ok(await until(async () => (await metrics()).includes('in_flight_requests 5')), 'all five are being read')
+  const r = await request({ port: p.ports.admission, ca: caPem, body: review })
+  t.equal(r.status, 200, 'the review is answered')
+  t.match(r.body, /"patchType":"JSONPatch"/)
+  for (const c of stalled) c.socket.destroy()
   t.equal(await kill(p), 0)
 })
 

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import https from 'node:https'
 import http from 'node:http'
+import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 
 /** The built CLI. */
@@ -52,6 +53,43 @@ export const request = (o: RequestOptions): Promise<Reply> =>
     req.on('error', reject)
     req.end(o.body)
   })
+
+/** A raw TLS connection to the admission port, for requests a well-behaved client would not send. */
+export interface RawConnection {
+  readonly socket: tls.TLSSocket
+  /** Everything the server has sent so far. */
+  reply(): string
+  /** True once the connection has closed. */
+  isClosed(): boolean
+  /** Resolves when the connection has closed (by the server or the test). */
+  readonly closed: Promise<void>
+}
+
+/** Opens a TLS connection to 127.0.0.1 and resolves once the handshake is done. */
+export const connectRaw = (port: number, ca: Buffer | string): Promise<RawConnection> =>
+  new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' })
+    let reply = ''
+    let closed = false
+    socket.setEncoding('utf8')
+    socket.on('data', (d: string) => (reply += d))
+    const done = new Promise<void>(r => socket.on('close', () => {
+      closed = true
+      r()
+    }))
+    // Before the handshake an error fails the call; later (a server cutting the connection resets it while the
+    // test still writes) the promise is settled already, and `closed` reports the end.
+    socket.on('error', reject)
+    socket.once('secureConnect', () => resolve({ socket, reply: () => reply, isClosed: () => closed, closed: done }))
+  })
+
+/** The head of a `POST /mutate` with JSON content: with a declared length, or chunked when `length` is omitted. */
+export const postHead = (length?: number): string =>
+  'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' +
+  `${length === undefined ? 'Transfer-Encoding: chunked' : `Content-Length: ${length}`}\r\n\r\n`
+
+/** One chunk of a chunked body. */
+export const chunk = (data: string | Buffer): string => `${Buffer.byteLength(data).toString(16)}\r\n${String(data)}\r\n`
 
 /** What a finished CLI run printed and how it exited. */
 export interface CliRun {
