@@ -127,8 +127,8 @@ for (const [name, inject] of goneCases) {
     await cache.start()
     t.ok(await until(() => fake.count('watch') === 1))
     inject(fake)
-    t.ok(await until(() => cache.size === 2), 'the relist brought in what the broken watch missed')
-    t.equal(fake.count('list'), 2)
+    // The new ServiceAccount may also arrive as an event before the watch breaks: wait for the relist too.
+    t.ok(await until(() => cache.size === 2 && fake.count('list') === 2), 'relisted; the copy holds the newcomer')
     t.match(registry.render(), /serviceaccount_relists_total 1\n/)
     t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="gone"\} 1/)
     t.equal(cache.ready(), true, 'stays ready during and after the relist')
@@ -186,6 +186,9 @@ t.test('while the watch is broken every lookup is a live GET, so a change made m
   fake.clearFaults()
   t.ok(await until(async () => (await cache.get('team-a', 'app')) !== undefined && /source="cache",result="found"\} 2/.test(registry.render())), 'back to the cache once a watch is accepted')
 })
+
+const warnings = (logs: string[]): Record<string, unknown>[] =>
+  logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
 
 t.test('an expired continue token restarts the LIST from the beginning', async t => {
   const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
@@ -276,23 +279,31 @@ t.test('cache off: ready at once, a GET per lookup, concurrent lookups shared, n
   t.equal(cache.ready(), false, 'not ready once stopped')
 })
 
-const stops: [name: string, prepare: (fake: FakeApiServer) => void][] = [
-  ['during the initial LIST', fake => fake.delayNext('list', 300)],
-  ['while backing off', fake => fake.failNext('list', 500, 50)],
-  ['during a watch', () => {}],
+// Each case: what to inject, when to stop, and what to do after stop() so that a loop that survived it would send
+// a request within the wait below (a 75 ms backoff, a LIST answered after 50 ms, a renewed watch).
+type StopCase = [
+  name: string,
+  prepare: (fake: FakeApiServer) => void,
+  when: (s: Setup) => boolean,
+  after: (fake: FakeApiServer) => void,
 ]
-for (const [name, prepare] of stops) {
-  t.test(`stop() ${name} ends the loop; start() resolves`, async t => {
-    const { fake, cache } = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 60_000, max: 60_000 } })
-    prepare(fake)
-    const started = cache.start()
-    t.ok(await until(() => fake.requests.length > 0))
-    await cache.stop()
+const stops: StopCase[] = [
+  ['during the initial LIST', fake => fake.delayNext('list', 50), s => s.fake.count('list') === 1, () => {}],
+  ['while backing off', fake => fake.failNext('list', 500, 1000), s => warnings(s.logs).length > 0, () => {}],
+  ['during a watch', () => {}, s => s.fake.count('watch') === 1, fake => fake.endWatches()],
+]
+for (const [name, prepare, when, after] of stops) {
+  t.test(`stop() ${name} ends the loop; start() resolves; no request after`, async t => {
+    const s = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 100, max: 100 } })
+    prepare(s.fake)
+    const started = s.cache.start()
+    t.ok(await until(() => when(s)))
+    await s.cache.stop()
     await started
-    const seen = fake.requests.length
-    t.equal(cache.ready(), false)
-    t.ok(await until(() => true))
-    t.equal(fake.requests.length, seen, 'no request after stop')
+    t.equal(s.cache.ready(), false)
+    const seen = s.fake.requests.length
+    after(s.fake)
+    t.equal(await until(() => s.fake.requests.length > seen, 60), false, 'no request in the 300 ms after stop')
   })
 }
 
