@@ -58,9 +58,18 @@ export interface WatchOptions extends RequestOptions {
   readonly onEvent: (event: unknown) => void
   /** Called once when the server has accepted the watch (HTTP 200), before any event. */
   readonly onOpen?: () => void
-  /** Client-side bound on the whole stream (ms); reaching it ends the watch normally. */
-  readonly maxDurationMs?: number
+  /**
+   * Client-side deadline on the stream from its acceptance (ms, default 24 h): a stream the server has not ended
+   * by then is cut and reported as `deadline` (over HTTP/1.1 a dead path shows no other sign).
+   */
+  readonly deadlineMs?: number
 }
+
+/**
+ * How a watch ended without an error: `closed` by the server (its timeoutSeconds, or any clean end), cut at the
+ * client-side `deadline`, or `aborted` by the caller's signal.
+ */
+export type WatchEnd = 'closed' | 'deadline' | 'aborted'
 
 const statusReason = (body: string): string => {
   try {
@@ -144,11 +153,11 @@ export class KubeClient {
   }
 
   /**
-   * Streams a watch: one JSON event per line, parsed with a bounded line buffer. Resolves when the server ends
-   * the stream (its `timeoutSeconds`), at `maxDurationMs`, or on abort; rejects on a non-200 answer, an oversized
-   * or malformed event, or a connection lost mid-stream.
+   * Streams a watch: one JSON event per line, parsed with a bounded line buffer. Resolves with how it ended when the
+   * server ends the stream, at `deadlineMs`, or on abort; rejects on a non-200 answer, an oversized or malformed
+   * event, or a connection lost mid-stream.
    */
-  async watch(path: string, options: WatchOptions): Promise<void> {
+  async watch(path: string, options: WatchOptions): Promise<WatchEnd> {
     const abort = new AbortController()
     const signal = abort.signal
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
@@ -160,7 +169,7 @@ export class KubeClient {
     } catch (e) {
       clearTimeout(timer)
       unlink()
-      if (options.signal?.aborted) return
+      if (options.signal?.aborted) return 'aborted'
       if (signal.aborted) throw new KubeApiError(`WATCH ${path}: no answer within ${timeoutMs} ms`, undefined, { cause: e })
       throw e
     }
@@ -173,9 +182,9 @@ export class KubeClient {
     }
     clearTimeout(timer)
     options.onOpen?.()
-    timer = setTimeout(() => abort.abort(), options.maxDurationMs ?? 24 * 3600_000)
+    timer = setTimeout(() => abort.abort(), options.deadlineMs ?? 24 * 3600_000)
     try {
-      await new Promise<void>((resolve, reject) => {
+      return await new Promise<WatchEnd>((resolve, reject) => {
         const lines = new LineSplitter(this.#maxEventBytes, line => options.onEvent(JSON.parse(line)))
         const fail = (why: string, cause?: unknown): void => {
           res.destroy()
@@ -197,10 +206,11 @@ export class KubeClient {
         // The 'close' handler below decides; this listener only keeps an 'error' event from crashing the process.
         res.on('error', () => {})
         res.on('close', () => {
-          if (signal.aborted) resolve()
+          // Once the headers are in, only the caller or the deadline timer can have aborted.
+          if (signal.aborted) resolve(options.signal?.aborted ? 'aborted' : 'deadline')
           else if (!ended) fail('the connection was lost')
           else if (lines.pendingBytes > 0) fail('the stream ended inside an event')
-          else resolve()
+          else resolve('closed')
         })
       })
     } finally {

@@ -5,7 +5,7 @@
  */
 import { isObject, isString, own } from './json.js'
 import { KubeApiError, apiStatusOf } from './kube-client.js'
-import type { KubeClient } from './kube-client.js'
+import type { KubeClient, WatchEnd } from './kube-client.js'
 import type { Logger } from './log.js'
 import { toServiceAccount } from './serviceaccount.js'
 import type { ServiceAccount } from './serviceaccount.js'
@@ -45,6 +45,8 @@ export interface WatchRequest {
   readonly resourceVersion: string
   /** Server-side duration of this watch; the caller renews it. */
   readonly timeoutSeconds: number
+  /** Client-side deadline from the watch's acceptance (ms): beyond it the stream is cut and `deadline` reported. */
+  readonly deadlineMs: number
   readonly signal: AbortSignal
 }
 
@@ -108,8 +110,11 @@ export class ServiceAccountApi {
     return rv
   }
 
-  /** Watches from a resourceVersion until the server ends the stream; an ERROR event rejects with its code. */
-  async watch(request: WatchRequest, handlers: WatchHandlers): Promise<void> {
+  /**
+   * Watches from a resourceVersion until the stream ends, and says how it ended (see {@link WatchEnd}); an ERROR
+   * event rejects with its code.
+   */
+  watch(request: WatchRequest, handlers: WatchHandlers): Promise<WatchEnd> {
     const query = new URLSearchParams({
       watch: 'true',
       resourceVersion: request.resourceVersion,
@@ -117,11 +122,11 @@ export class ServiceAccountApi {
       timeoutSeconds: String(request.timeoutSeconds),
     })
     const path = `${serviceAccountsPath}?${query}`
-    await this.#negotiate(accepts.object, accept =>
+    return this.#negotiate(accepts.object, accept =>
       this.#client.watch(path, {
         accept,
         signal: request.signal,
-        maxDurationMs: (request.timeoutSeconds + 30) * 1000,
+        deadlineMs: request.deadlineMs,
         onOpen: handlers.onOpen,
         onEvent: event => this.#onEvent(path, event, handlers),
       }),

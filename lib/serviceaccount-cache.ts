@@ -191,8 +191,9 @@ export class ServiceAccountCache implements ServiceAccountSource {
           await this.#list(signal)
           needList = false
         }
+        const timeoutSeconds = this.#watchTimeoutSeconds + Math.floor(this.#random() * this.#watchTimeoutSeconds)
         await this.#api.watch(
-          { resourceVersion: this.#resourceVersion, timeoutSeconds: this.#watchTimeoutSeconds + Math.floor(this.#random() * this.#watchTimeoutSeconds), signal },
+          { resourceVersion: this.#resourceVersion, timeoutSeconds, deadlineMs: (timeoutSeconds + 30) * 1000, signal },
           {
             onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
             onResourceVersion: rv => {

@@ -113,7 +113,7 @@ t.test('watch: events line by line, ended by the server timeoutSeconds', async t
   const fake = await withFake(t)
   const events: unknown[] = []
   const done = clientFor(t, fake.url).watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1000&timeoutSeconds=1', { accept, onEvent: e => events.push(e) })
-  await done
+  t.equal(await done, 'closed')
   t.match(events, [{ type: 'ADDED', object: { kind: 'ServiceAccount', metadata: { name: 'app' } } }])
 })
 
@@ -129,7 +129,7 @@ t.test('watch: a connection dropped mid-event rejects and keeps the events befor
   t.match(events, [{ type: 'ADDED', object: { metadata: { name: 'b' } } }])
 })
 
-t.test('watch: abort, maxDurationMs and the header timeout', async t => {
+t.test('watch: how it ends (closed, deadline, aborted) and the header timeout', async t => {
   const fake = await withFake(t)
   const client = clientFor(t, fake.url)
   const path = '/api/v1/serviceaccounts?watch=true&resourceVersion=1001'
@@ -137,16 +137,39 @@ t.test('watch: abort, maxDurationMs and the header timeout', async t => {
   const aborted = client.watch(path, { accept, signal: abort.signal, onEvent: () => {} })
   t.ok(await until(() => fake.count('watch') === 1))
   abort.abort()
-  await t.resolves(aborted, 'an aborted watch resolves')
-  await t.resolves(client.watch(path, { accept, maxDurationMs: 10, onEvent: () => {} }), 'the client-side bound ends it normally')
+  t.equal(await aborted, 'aborted', 'an aborted watch resolves')
   const early = new AbortController()
   early.abort()
-  await t.resolves(client.watch(path, { accept, signal: early.signal, onEvent: () => {} }), 'aborted before the answer')
+  const before = await client.watch(path, { accept, signal: early.signal, onEvent: () => {} })
+  t.equal(before, 'aborted', 'aborted before the answer')
   fake.delayNext('watch', 300)
   await t.rejects(client.watch(path, { accept, timeoutMs: 20, onEvent: () => {} }), { message: /no answer within 20 ms/ })
   fake.failNext('watch', 503)
   await t.rejects(client.watch(path, { accept, onEvent: () => {} }), { apiStatus: 503, message: /^WATCH .*: HTTP 503: injected 503$/ })
 })
+
+// What the server does after accepting a watch, and what the client reports.
+const watchEnds: [name: string, inject: (fake: FakeApiServer) => void, end: string, opened: number][] = [
+  ['the server ends the stream', fake => fake.watchNext('close'), 'closed', 1],
+  ['the server never speaks again: the deadline cuts it', fake => fake.watchNext('silent'), 'deadline', 1],
+  ['the server never answers: the header timeout applies', fake => fake.hangNext('watch'), 'error', 0],
+]
+for (const [name, inject, end, opened] of watchEnds) {
+  t.test(`watch: ${name} → ${end}`, async t => {
+    const fake = await withFake(t)
+    inject(fake)
+    let opens = 0
+    const events: unknown[] = []
+    const onEvent = (e: unknown): number => events.push(e)
+    const options = { accept, timeoutMs: 50, deadlineMs: 50, onOpen: () => opens++, onEvent }
+    const ended = await clientFor(t, fake.url)
+      .watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', options)
+      .catch((e: unknown) => (e instanceof KubeApiError && /no answer within 50 ms/.test(e.message) ? 'error' : e))
+    t.equal(ended, end)
+    t.equal(opens, opened)
+    t.same(events, [])
+  })
+}
 
 // Hostile or broken servers: each case is a raw handler and what the client must report.
 const hostile: [name: string, handler: http.RequestListener, call: (c: KubeClient) => Promise<unknown>, expected: RegExp][] = [
@@ -190,7 +213,8 @@ t.test('a long-lived caller signal keeps no listener per finished request', asyn
   await Promise.all(Array.from({ length: 20 }, () => client.getJson(saPath, { accept, signal: stop.signal })))
   fake.failNext('watch', 500)
   await t.rejects(client.watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', { accept, signal: stop.signal, onEvent: () => {} }))
-  await client.watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', { accept, signal: stop.signal, maxDurationMs: 10, onEvent: () => {} })
+  const options = { accept, signal: stop.signal, deadlineMs: 10, onEvent: () => {} }
+  t.equal(await client.watch('/api/v1/serviceaccounts?watch=true&resourceVersion=1001', options), 'deadline')
   t.equal(getEventListeners(stop.signal, 'abort').length, 0)
 })
 

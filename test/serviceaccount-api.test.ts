@@ -64,7 +64,9 @@ for (const [line, status, message] of badEvents) {
   t.test(`WATCH event ${line} → rejected`, async t => {
     const api = await apiAnswering(t, line + '\n')
     let opened = 0
-    const e = await api.watch({ resourceVersion: '1', timeoutSeconds: 1, signal }, { onChange: () => {}, onResourceVersion: () => {}, onOpen: () => opened++ }).catch((err: unknown) => err)
+    const request = { resourceVersion: '1', timeoutSeconds: 1, deadlineMs: 60_000, signal }
+    const handlers = { onChange: () => {}, onResourceVersion: () => {}, onOpen: () => opened++ }
+    const e = await api.watch(request, handlers).catch((err: unknown) => err)
     t.equal(opened, 1, 'the watch was accepted before the bad event')
     t.match(e, { code: 'KUBE_API', apiStatus: status, message })
     t.equal(isGone(e), status === 410)

@@ -23,6 +23,12 @@ export interface FakeServiceAccount {
 
 /** The three request kinds the fake serves. */
 export type RequestKind = 'list' | 'watch' | 'get'
+/**
+ * How an accepted WATCH misbehaves: `close` answers 200 and ends the stream at once without an event (a proxy that
+ * drops long requests); `silent` answers 200 and then never writes nor ends it, whatever its timeoutSeconds (a
+ * half-open path: a dead NAT entry or load balancer, a lost node without RST).
+ */
+export type WatchFault = 'close' | 'silent'
 /** How the fake answers a metadata-only Accept header. */
 export type MetadataSupport = 'supported' | 'reject-406' | 'reject-415' | 'ignore'
 /** One request as the fake saw it. */
@@ -92,6 +98,8 @@ export class FakeApiServer {
   readonly #watchers = new Set<Watcher>()
   readonly #faults: { kind: RequestKind; status: number }[] = []
   readonly #delays: { kind: RequestKind; ms: number }[] = []
+  readonly #hangs: { kind: RequestKind }[] = []
+  readonly #watchFaults: { kind: 'watch'; fault: WatchFault }[] = []
   #dropNextEvent = false
   #expireNextContinue = false
 
@@ -184,9 +192,21 @@ export class FakeApiServer {
     for (let i = 0; i < times; i++) this.#faults.push({ kind, status })
   }
 
-  /** Drops every injected failure not yet served. */
+  /** Drops every injected failure, hang and watch fault not yet served. */
   clearFaults(): void {
     this.#faults.length = 0
+    this.#hangs.length = 0
+    this.#watchFaults.length = 0
+  }
+
+  /** The next `times` requests of `kind` are never answered (until the client gives up or the fake closes). */
+  hangNext(kind: RequestKind, times = 1): void {
+    for (let i = 0; i < times; i++) this.#hangs.push({ kind })
+  }
+
+  /** The next `times` WATCH requests that would be accepted misbehave as `fault` says (see {@link WatchFault}). */
+  watchNext(fault: WatchFault, times = 1): void {
+    for (let i = 0; i < times; i++) this.#watchFaults.push({ kind: 'watch', fault })
   }
 
   /** The next request of `kind` is answered only after `ms` milliseconds. */
@@ -241,6 +261,7 @@ export class FakeApiServer {
     if (this.requiredToken !== undefined && req.headers.authorization !== `Bearer ${this.requiredToken}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'))
     const fault = this.#take(this.#faults, kind)
     if (fault) return reply(fault.status, status(fault.status, fault.status === 410 ? 'Expired' : 'InternalError', `injected ${fault.status}`))
+    if (this.#take(this.#hangs, kind)) return
     const delay = this.#take(this.#delays, kind)
     if (delay) await new Promise(resolve => setTimeout(resolve, delay.ms))
     if (!getMatch && url.pathname !== '/api/v1/serviceaccounts') return reply(404, status(404, 'NotFound', 'the server could not find the requested resource'))
@@ -301,6 +322,9 @@ export class FakeApiServer {
     const from = Number(url.searchParams.get('resourceVersion') ?? '0')
     const w: Watcher = { res, meta, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true' }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' })
+    const fault = this.#take(this.#watchFaults, 'watch')?.fault
+    if (fault === 'close') return void res.end()
+    if (fault === 'silent') return void res.flushHeaders()
     if (from < this.#historyFrom) {
       res.end(JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) }) + '\n')
       return
