@@ -1,10 +1,12 @@
 /**
  * The ServiceAccountSource for `serve`, backed by the Kubernetes API.
- * - `watch` mode: a paginated LIST, then a WATCH from the list's resourceVersion (bookmarks on, server-side
+ * - `watch` mode: a paginated LIST, then a WATCH from the list's resourceVersion (bookmarks on, short server-side
  *   timeout, renewed), relisting on 410 Gone and reconnecting with capped, jittered exponential backoff otherwise.
  *   A miss (a ServiceAccount created a moment before its Pod) falls through to a live GET. While the watch is
  *   broken (between a failure and the next accepted watch), the copy may be stale, so every lookup is a live GET:
- *   an annotation added during the outage must not be missed.
+ *   an annotation added during the outage must not be missed. Over HTTP/1.1 a dead path gives no sign, so a watch
+ *   counts as broken when the server does not end it shortly after its timeoutSeconds (`stalled`): the copy is
+ *   never trusted for more than {@link watchTiming}'s longest watch plus its slack after the path died.
  * - `off` mode: a live GET per lookup.
  * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name; a failed GET
  * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed).
@@ -43,12 +45,24 @@ export interface ServiceAccountCacheOptions {
   readonly random?: () => number
   /** LIST page size (default 500, as kubectl and client-go use). */
   readonly pageSize?: number
-  /** Server-side watch duration; each watch asks for between this and twice this (default 300 s). */
-  readonly watchTimeoutSeconds?: number
+  /** Server-side watch duration in whole seconds, drawn from [min, max] for each watch (default 25–30). */
+  readonly watchTimeoutSeconds?: { readonly min: number; readonly max: number }
+  /** How long past its timeoutSeconds a watch may run before it counts as stalled (default 4000 ms). */
+  readonly watchDeadlineSlackMs?: number
   /** First reconnect delay and the cap of the exponential backoff (defaults 500 ms and 30 s). */
   readonly backoffMs?: { readonly initial: number; readonly max: number }
 }
 
+/**
+ * Default watch timing. A watch lasts 25–30 s (jittered so replicas do not renew in step); the server ends it, and
+ * one it has not ended 4 s later is taken for a dead path. So a path that dies is noticed within 34 s (the bound is
+ * 35 s), while a healthy idle watch, which the server always ends at its timeout, is never declared broken. Cost:
+ * one WATCH per 25–30 s, about 131 (120–144) WATCH requests an hour per replica.
+ */
+export const watchTiming = { timeoutSeconds: { min: 25, max: 30 }, deadlineSlackMs: 4000 } as const
+
+/** How a watch ended without an error; `reason` is its label on `serviceaccount_watch_restarts_total`. */
+type WatchOutcome = { readonly reason: 'timeout' } | { readonly reason: 'stalled'; readonly detail: string }
 
 /** A {@link ServiceAccountSource} backed by the API server (see the module comment for the two modes). */
 export class ServiceAccountCache implements ServiceAccountSource {
@@ -61,7 +75,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
   readonly #notFoundTtlMs: number
   readonly #maxNotFound: number
   readonly #pageSize: number
-  readonly #watchTimeoutSeconds: number
+  readonly #watchTimeoutSeconds: { readonly min: number; readonly max: number }
+  readonly #watchDeadlineSlackMs: number
   readonly #backoff: { readonly initial: number; readonly max: number }
   readonly #abort = new AbortController()
   readonly #inflight = new Map<string, Promise<ServiceAccount | undefined>>()
@@ -88,12 +103,16 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#notFoundTtlMs = options.notFoundTtlMs ?? 5000
     this.#maxNotFound = options.maxNotFound ?? 10_000
     this.#pageSize = options.pageSize ?? 500
-    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300
+    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? watchTiming.timeoutSeconds
+    this.#watchDeadlineSlackMs = options.watchDeadlineSlackMs ?? watchTiming.deadlineSlackMs
     this.#backoff = options.backoffMs ?? { initial: 500, max: 30_000 }
     const registry = options.registry ?? new Registry()
     registry.gauge('serviceaccount_cache_size', 'ServiceAccounts held by the watch cache.', () => this.#store.size)
     this.#lookups = registry.counter('serviceaccount_lookups_total', 'ServiceAccount lookups by source (cache, api) and result (found, not_found, error).')
-    this.#watchRestarts = registry.counter('serviceaccount_watch_restarts_total', 'ServiceAccount watches ended and restarted, by reason (timeout, error, gone).')
+    this.#watchRestarts = registry.counter(
+      'serviceaccount_watch_restarts_total',
+      'ServiceAccount watches ended and restarted, by reason (timeout, stalled, error, gone).',
+    )
     this.#relists = registry.counter('serviceaccount_relists_total', 'Full ServiceAccount LISTs after the initial one.')
   }
 
@@ -185,32 +204,30 @@ export class ServiceAccountCache implements ServiceAccountSource {
     // refusing, and relisting at once would hammer it with full LISTs.
     let progressed = false
     while (!signal.aborted) {
+      let what: string
+      let reason: string
       try {
         if (needList) {
           progressed = false
           await this.#list(signal)
           needList = false
         }
-        const timeoutSeconds = this.#watchTimeoutSeconds + Math.floor(this.#random() * this.#watchTimeoutSeconds)
-        await this.#api.watch(
-          { resourceVersion: this.#resourceVersion, timeoutSeconds, deadlineMs: (timeoutSeconds + 30) * 1000, signal },
-          {
-            onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
-            onResourceVersion: rv => {
-              this.#resourceVersion = rv
-              progressed = true
-            },
-            onOpen: () => (this.#current = true),
-          },
-        )
-        if (signal.aborted) break
-        failures = 0
-        this.#watchRestarts.inc({ reason: 'timeout' })
-        this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
+        const outcome = await this.#watch(signal, () => (progressed = true))
+        if (outcome === undefined) break
+        this.#watchRestarts.inc({ reason: outcome.reason })
+        if (outcome.reason === 'timeout') {
+          failures = 0
+          this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
+          continue
+        }
+        this.#current = false
+        what = 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; ' +
+          'reconnecting'
+        reason = outcome.detail
       } catch (e) {
         if (signal.aborted) break
         this.#current = false
-        const reason = (e as Error).message
+        reason = (e as Error).message
         if (isGone(e)) {
           // The resourceVersion (or a continue token) fell out of the server's history: only a fresh LIST can
           // restore a consistent copy.
@@ -222,14 +239,39 @@ export class ServiceAccountCache implements ServiceAccountSource {
             continue
           }
         } else if (!needList) this.#watchRestarts.inc({ reason: 'error' })
-        failures++
-        const delay = this.#delay(failures)
-        const what = isGone(e) ? 'ServiceAccount resourceVersion expired (410 Gone) with no progress since the last list; listing again after a pause'
+        what = isGone(e)
+          ? 'ServiceAccount resourceVersion expired (410 Gone) with no progress since the last list; ' +
+            'listing again after a pause'
           : needList ? 'ServiceAccount list failed; retrying' : 'ServiceAccount watch failed; reconnecting'
-        this.#log.warn(what, { reason, retryInMs: Math.round(delay) })
-        await sleep(delay, undefined, { signal }).catch(() => {})
       }
+      failures++
+      const delay = this.#delay(failures)
+      this.#log.warn(what, { reason, retryInMs: Math.round(delay) })
+      await sleep(delay, undefined, { signal }).catch(() => {})
     }
+  }
+
+  /**
+   * One watch from the current resourceVersion. Resolves with how it ended (undefined when stopped): `timeout` when
+   * the server ended it; `stalled` when the server had not ended it by the deadline. Rejects on any other failure.
+   */
+  async #watch(signal: AbortSignal, onProgress: () => void): Promise<WatchOutcome | undefined> {
+    const { min, max } = this.#watchTimeoutSeconds
+    const timeoutSeconds = min + Math.floor(this.#random() * (max - min + 1))
+    const deadlineMs = timeoutSeconds * 1000 + this.#watchDeadlineSlackMs
+    const request = { resourceVersion: this.#resourceVersion, timeoutSeconds, deadlineMs, signal }
+    const end = await this.#api.watch(request, {
+      onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
+      onResourceVersion: rv => {
+        this.#resourceVersion = rv
+        onProgress()
+      },
+      onOpen: () => (this.#current = true),
+    })
+    if (end === 'aborted') return undefined
+    const watch = `a ${timeoutSeconds} s watch`
+    if (end === 'deadline') return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
+    return { reason: 'timeout' }
   }
 
   async #list(signal: AbortSignal): Promise<void> {

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { KubeClient } from '../lib/kube-client.js'
 import { createLogger } from '../lib/log.js'
 import { Registry } from '../lib/metrics.js'
-import { ServiceAccountCache } from '../lib/serviceaccount-cache.js'
+import { ServiceAccountCache, watchTiming } from '../lib/serviceaccount-cache.js'
 import type { ServiceAccountCacheOptions } from '../lib/serviceaccount-cache.js'
 import { FakeApiServer } from './helpers/fake-api-server.js'
 import type { FakeServiceAccount, MetadataSupport } from './helpers/fake-api-server.js'
@@ -66,7 +66,8 @@ t.test('initial sync: paginated metadata-only LIST, then WATCH from its resource
   t.same(lists.map(r => Boolean(r.url.searchParams.get('continue'))), [false, true, true])
   t.equal(lists[0]?.accept, 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1')
   t.ok(await until(() => fake.count('watch') === 1))
-  t.same(Object.fromEntries(watchUrl(fake)!), { watch: 'true', resourceVersion: String(fake.resourceVersion), allowWatchBookmarks: 'true', timeoutSeconds: '450' })
+  const query = { watch: 'true', resourceVersion: String(fake.resourceVersion), allowWatchBookmarks: 'true' }
+  t.same(Object.fromEntries(watchUrl(fake)!), { ...query, timeoutSeconds: '28' })
   t.equal(fake.requests.at(-1)?.accept, 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1')
 
   const sa = await cache.get('team-a', 'app')
@@ -189,6 +190,39 @@ t.test('while the watch is broken every lookup is a live GET, so a change made m
 
 const warnings = (logs: string[]): Record<string, unknown>[] =>
   logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
+const restarts = (reason: string): string => `serviceaccount_watch_restarts_total{reason="${reason}"}`
+const pausing = { backoffMs: { initial: 60_000, max: 60_000 } } // a failure leaves the loop waiting for 45 s
+
+t.test('a healthy idle watch, ended by the server at its timeoutSeconds, costs one WATCH and nothing else', async t => {
+  // Real clock and the fake's own timeoutSeconds timer: the 1 s of slack must absorb real timer granularity.
+  const timing = { now: Date.now, watchTimeoutSeconds: { min: 2, max: 2 }, watchDeadlineSlackMs: 1000 }
+  const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')], timing)
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 2), 'the first watch ended after 2 s and was renewed')
+  t.match(registry.render(), `${restarts('timeout')} 1\n`)
+  t.notMatch(registry.render(), /reason="(short|stalled|error)"/)
+  t.same(warnings(logs), [])
+  t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'watch'], 'an idle cluster: one WATCH per timeoutSeconds')
+  t.equal(watchUrl(fake)?.get('timeoutSeconds'), '2')
+})
+
+t.test('a silent watch (accepted, then never spoken on) is cut at its deadline: stalled, lookups go live', async t => {
+  const timing = { watchTimeoutSeconds: { min: 1, max: 1 }, watchDeadlineSlackMs: 20, ...pausing }
+  const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')], timing)
+  fake.watchNext('silent')
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 1))
+  fake.upsert(annotated('team-a', 'app')) // the dead path never delivers this
+  t.ok(await until(() => registry.render().includes(`${restarts('stalled')} 1`)), 'counted as stalled')
+  t.match(warnings(logs), [{
+    msg: /^ServiceAccount watch stalled: the server did not end it in time/,
+    reason: 'stream not ended within 1020 ms of a 1 s watch',
+    retryInMs: 45_000,
+  }])
+  const sa = await cache.get('team-a', 'app')
+  t.equal(sa?.annotations.get(email), 'app@sa.stackit.cloud', 'a live GET sees the change at once')
+  t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'get'], 'no renewal before the backoff')
+})
 
 t.test('an expired continue token restarts the LIST from the beginning', async t => {
   const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
@@ -307,7 +341,7 @@ for (const [name, prepare, when, after] of stops) {
   })
 }
 
-t.test('defaults: page size 500, watch timeout 300–600 s, a private registry', async t => {
+t.test('defaults: page size 500, watch timeout 25–30 s, a private registry', async t => {
   const fake = await FakeApiServer.start()
   fake.seed([plain('team-a', 'app')])
   const client = new KubeClient({ connection: { server: new URL(fake.url) } })
@@ -321,7 +355,9 @@ t.test('defaults: page size 500, watch timeout 300–600 s, a private registry',
   t.ok(await until(() => fake.count('watch') === 1))
   t.equal(fake.requests[0]?.url.searchParams.get('limit'), '500')
   const timeout = Number(watchUrl(fake)?.get('timeoutSeconds'))
-  t.ok(timeout >= 300 && timeout < 600, `timeoutSeconds ${timeout}`)
+  t.ok(timeout >= 25 && timeout <= 30, `timeoutSeconds ${timeout}`)
+  const boundMs = watchTiming.timeoutSeconds.max * 1000 + watchTiming.deadlineSlackMs
+  t.ok(boundMs < 35_000, `a dead watch path is noticed within ${boundMs} ms, inside the 35 s the README states`)
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.equal(fake.count('get'), 1, '404 remembered by default')
