@@ -5,8 +5,9 @@
  *   A miss (a ServiceAccount created a moment before its Pod) falls through to a live GET. While the watch is
  *   broken (between a failure and the next accepted watch), the copy may be stale, so every lookup is a live GET:
  *   an annotation added during the outage must not be missed. Over HTTP/1.1 a dead path gives no sign, so a watch
- *   counts as broken when the server does not end it shortly after its timeoutSeconds (`stalled`): the copy is
- *   never trusted for more than {@link watchTiming}'s longest watch plus its slack after the path died.
+ *   counts as broken when the server does not end it shortly after its timeoutSeconds (`stalled`), and as failed
+ *   when it ends without any event well before that (`short`): the copy is never trusted for more than
+ *   {@link watchTiming}'s longest watch plus its slack after the path died.
  * - `off` mode: a live GET per lookup.
  * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name; a failed GET
  * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed).
@@ -39,7 +40,7 @@ export interface ServiceAccountCacheOptions {
   readonly notFoundTtlMs?: number
   /** Most 404s remembered at once, so lookups of random names cannot grow memory (default 10,000). */
   readonly maxNotFound?: number
-  /** Milliseconds clock (404 memory); injected for tests. */
+  /** Milliseconds clock (404 memory, watch durations); injected for tests. */
   readonly now?: () => number
   /** Source of jitter in [0, 1); injected for tests. */
   readonly random?: () => number
@@ -62,7 +63,7 @@ export interface ServiceAccountCacheOptions {
 export const watchTiming = { timeoutSeconds: { min: 25, max: 30 }, deadlineSlackMs: 4000 } as const
 
 /** How a watch ended without an error; `reason` is its label on `serviceaccount_watch_restarts_total`. */
-type WatchOutcome = { readonly reason: 'timeout' } | { readonly reason: 'stalled'; readonly detail: string }
+type WatchOutcome = { readonly reason: 'timeout' } | { readonly reason: 'short' | 'stalled'; readonly detail: string }
 
 /** A {@link ServiceAccountSource} backed by the API server (see the module comment for the two modes). */
 export class ServiceAccountCache implements ServiceAccountSource {
@@ -111,7 +112,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#lookups = registry.counter('serviceaccount_lookups_total', 'ServiceAccount lookups by source (cache, api) and result (found, not_found, error).')
     this.#watchRestarts = registry.counter(
       'serviceaccount_watch_restarts_total',
-      'ServiceAccount watches ended and restarted, by reason (timeout, stalled, error, gone).',
+      'ServiceAccount watches ended and restarted, by reason (timeout, short, stalled, error, gone).',
     )
     this.#relists = registry.counter('serviceaccount_relists_total', 'Full ServiceAccount LISTs after the initial one.')
   }
@@ -221,8 +222,9 @@ export class ServiceAccountCache implements ServiceAccountSource {
           continue
         }
         this.#current = false
-        what = 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; ' +
-          'reconnecting'
+        what = outcome.reason === 'short'
+          ? 'ServiceAccount watch ended without any event before its timeout; reconnecting after a pause'
+          : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; reconnecting'
         reason = outcome.detail
       } catch (e) {
         if (signal.aborted) break
@@ -253,17 +255,22 @@ export class ServiceAccountCache implements ServiceAccountSource {
 
   /**
    * One watch from the current resourceVersion. Resolves with how it ended (undefined when stopped): `timeout` when
-   * the server ended it; `stalled` when the server had not ended it by the deadline. Rejects on any other failure.
+   * the server ended it normally; `short` when it ended with no event sooner than its timeoutSeconds (1 s of slack
+   * for clock granularity; client-go's "very short watch"); `stalled` when the server had not ended it by the
+   * deadline. Rejects on any other failure.
    */
   async #watch(signal: AbortSignal, onProgress: () => void): Promise<WatchOutcome | undefined> {
     const { min, max } = this.#watchTimeoutSeconds
     const timeoutSeconds = min + Math.floor(this.#random() * (max - min + 1))
     const deadlineMs = timeoutSeconds * 1000 + this.#watchDeadlineSlackMs
+    const started = this.#now()
+    let events = 0
     const request = { resourceVersion: this.#resourceVersion, timeoutSeconds, deadlineMs, signal }
     const end = await this.#api.watch(request, {
       onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
       onResourceVersion: rv => {
         this.#resourceVersion = rv
+        events++
         onProgress()
       },
       onOpen: () => (this.#current = true),
@@ -271,6 +278,9 @@ export class ServiceAccountCache implements ServiceAccountSource {
     if (end === 'aborted') return undefined
     const watch = `a ${timeoutSeconds} s watch`
     if (end === 'deadline') return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
+    const ms = this.#now() - started
+    const short = events === 0 && ms < (timeoutSeconds - 1) * 1000
+    if (short) return { reason: 'short', detail: `ended after ${ms} ms of ${watch}` }
     return { reason: 'timeout' }
   }
 

@@ -150,12 +150,13 @@ t.test('a 410 with no progress since the last LIST backs off instead of relistin
 })
 
 t.test('5xx and dropped watches reconnect with backoff from the last resourceVersion', async t => {
-  const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')])
+  const { fake, cache, registry, logs, clock } = await setup(t, [plain('team-a', 'app')])
   fake.failNext('list', 500)
   await cache.start()
   t.equal(fake.count('list'), 2, 'the failed initial LIST was retried')
   t.ok(await until(() => fake.count('watch') === 1))
   fake.failNext('watch', 500, 2)
+  clock.now = 28_000 // the first watch ends at its timeoutSeconds: a normal end, not a failure
   fake.endWatches()
   t.ok(await until(() => fake.count('watch') === 4))
   fake.upsert(plain('team-b', 'late'))
@@ -192,6 +193,59 @@ const warnings = (logs: string[]): Record<string, unknown>[] =>
   logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
 const restarts = (reason: string): string => `serviceaccount_watch_restarts_total{reason="${reason}"}`
 const pausing = { backoffMs: { initial: 60_000, max: 60_000 } } // a failure leaves the loop waiting for 45 s
+const endAt = (ms: number) => (fake: FakeApiServer, clock: Setup['clock']): void => {
+  clock.now = ms
+  fake.endWatches()
+}
+
+// How the first watch ends (it asked for timeoutSeconds 28: random 0.5 in 25–30) and what that counts as. A watch
+// that ends with no event before its timeout (1 s of slack) is a failure; one that reaches it is normal when idle.
+type WatchEndCase = [name: string, end: (fake: FakeApiServer, clock: Setup['clock']) => void, reason: string]
+const watchEnds: WatchEndCase[] = [
+  ['closed at once with no event', endAt(0), 'short'],
+  ['closed with no event 1 ms before timeoutSeconds − 1 s', endAt(26_999), 'short'],
+  ['closed with no event at timeoutSeconds − 1 s', endAt(27_000), 'timeout'],
+  ['closed with no event at its timeoutSeconds (an idle cluster)', endAt(28_000), 'timeout'],
+  ['closed at once after a BOOKMARK', fake => (fake.bookmark(), fake.endWatches()), 'timeout'],
+  ['closed at once after a change', fake => (fake.upsert(plain('team-b', 'new')), fake.endWatches()), 'timeout'],
+]
+for (const [name, end, reason] of watchEnds) {
+  t.test(`a watch ${name} → ${reason}`, async t => {
+    const { fake, cache, registry, logs, clock } = await setup(t, [plain('team-a', 'app')], pausing)
+    await cache.start()
+    t.ok(await until(() => fake.count('watch') === 1))
+    end(fake, clock)
+    t.ok(await until(() => registry.render().includes(`${restarts(reason)} 1`)), `counted as ${reason}`)
+    await cache.get('team-a', 'app')
+    if (reason === 'short') {
+      t.match(warnings(logs), [{
+        msg: 'ServiceAccount watch ended without any event before its timeout; reconnecting after a pause',
+        reason: /^ended after \d+ ms of a 28 s watch$/,
+        retryInMs: 45_000,
+      }])
+      t.equal(fake.count('watch'), 1, 'not renewed at once: it waits out the backoff')
+      t.equal(fake.count('get'), 1, 'meanwhile lookups are live GETs')
+    } else {
+      t.ok(await until(() => fake.count('watch') === 2), 'renewed at once')
+      t.same(warnings(logs), [], 'nothing to warn about')
+      t.equal(fake.count('get'), 0, 'lookups stay on the cache')
+    }
+  })
+}
+
+t.test('a server that answers every WATCH with 200 and closes it gets backoff, not a renewal loop', async t => {
+  const { fake, cache, registry, logs, clock } = await setup(t, [plain('team-a', 'app')])
+  fake.watchNext('close', 4)
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 5))
+  t.match(registry.render(), `${restarts('short')} 4\n`)
+  t.same(warnings(logs).map(w => w['retryInMs']), [2, 3, 6, 6], 'random 0.5 → ¾ of 2, 4, 8, 8 ms')
+  fake.watchNext('close')
+  endAt(28_000)(fake, clock) // the fifth watch reaches its timeoutSeconds; the sixth is closed at once
+  t.ok(await until(() => registry.render().includes(`${restarts('short')} 5`)))
+  t.match(registry.render(), `${restarts('timeout')} 1\n`)
+  t.equal(warnings(logs).at(-1)?.['retryInMs'], 2, 'the normal end in between reset the backoff')
+})
 
 t.test('a healthy idle watch, ended by the server at its timeoutSeconds, costs one WATCH and nothing else', async t => {
   // Real clock and the fake's own timeoutSeconds timer: the 1 s of slack must absorb real timer granularity.
