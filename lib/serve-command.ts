@@ -48,7 +48,14 @@ const apiSource = async (config: ServeConfig, env: ServeIO['env'], logger: Logge
     ...(config.apiCaFile !== undefined ? { caFile: config.apiCaFile } : {}),
   })
   const client = new KubeClient({ connection, registry })
-  const cache = new ServiceAccountCache({ client, mode: config.serviceAccountCache, log: logger, registry, lookupTimeoutMs: config.lookupTimeoutMs })
+  const cache = new ServiceAccountCache({
+    client,
+    mode: config.serviceAccountCache,
+    log: logger,
+    registry,
+    lookupTimeoutMs: config.lookupTimeoutMs,
+    maxStalenessMs: config.maxCacheStalenessMs,
+  })
   return {
     source: cache,
     start: () => void cache.start(),

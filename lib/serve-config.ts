@@ -27,6 +27,8 @@ export interface ServeConfig {
   readonly apiCaFile?: string
   readonly serviceAccountCache: 'watch' | 'off'
   readonly lookupTimeoutMs: number
+  /** How long after the watch cache was last known current its copy may still answer a failed live GET; 0: never. */
+  readonly maxCacheStalenessMs: number
 }
 
 /** The flags `serve` accepts (also checked against the manifests' container args). */
@@ -48,6 +50,7 @@ export const serveFlags: Readonly<Record<string, FlagSpec>> = {
   'api-ca-file': { kind: 'string' },
   'serviceaccount-cache': { kind: 'string' },
   'lookup-timeout': { kind: 'string' },
+  'max-cache-staleness': { kind: 'string' },
   help: { kind: 'boolean' },
 }
 
@@ -78,7 +81,10 @@ Kubernetes API (when not offline):
   --api-ca-file FILE          CA bundle for the API server (default: in-cluster ca.crt)
   --serviceaccount-cache M    watch (list + watch, default) or off (a GET per review)
   --lookup-timeout D          bound on a live ServiceAccount GET (default 2s); a lookup that cannot
-                              complete denies the Pod (fail closed)
+                              complete denies the Pod (fail closed), but see --max-cache-staleness
+  --max-cache-staleness D     watch mode: when that GET fails, answer from the cache's copy of the
+                              ServiceAccount (with a warning on the review) if the copy was last known
+                              current at most D ago (default 5m; 0 never does, the Pod is denied)
 
   --help                      show this help
 
@@ -86,13 +92,18 @@ Signals: SIGTERM or SIGINT turns /readyz to 503, lets in-flight reviews finish a
 --shutdown-timeout; a second signal exits at once.
 `
 
-/** Parses `10s`, `500ms`, `1m`, or a bare number of seconds, into milliseconds. */
-export const parseDuration = (flag: string, v: string): number => {
+/**
+ * Parses `10s`, `500ms`, `1m`, or a bare number of seconds, into milliseconds (at most 24 h). Zero is refused
+ * unless `zero` says what it means (it is then named in the error message).
+ */
+export const parseDuration = (flag: string, v: string, zero?: string): number => {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$/.exec(v)
   const unit = m?.[2] ?? 's'
   const n = Number(m?.[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000)
-  if (!(n > 0) || n > 24 * 3_600_000) throw new WebhookError('USAGE', `--${flag} ${JSON.stringify(v)} is not a duration; write e.g. 10s, 500ms or 1m`)
-  return n
+  if ((n > 0 || (n === 0 && zero !== undefined)) && n <= 24 * 3_600_000) return n
+  const hint = zero === undefined ? '' : `, or 0 to ${zero}`
+  const what = `--${flag} ${JSON.stringify(v)}`
+  throw new WebhookError('USAGE', `${what} is not a duration; write e.g. 10s, 500ms or 1m${hint}`)
 }
 
 const parsePort = (flag: string, v: string): number => {
@@ -144,6 +155,7 @@ export const parseServeArgs = (argv: readonly string[]): { help: boolean; config
     shutdownTimeoutMs: parseDuration('shutdown-timeout', s('shutdown-timeout', '10s')),
     serviceAccountCache: cache,
     lookupTimeoutMs: parseDuration('lookup-timeout', s('lookup-timeout', '2s')),
+    maxCacheStalenessMs: parseDuration('max-cache-staleness', s('max-cache-staleness', '5m'), 'turn the fallback off'),
     ...optional('api-server', 'apiServer'),
     ...optional('api-token-file', 'apiTokenFile'),
     ...optional('api-ca-file', 'apiCaFile'),

@@ -9,8 +9,10 @@
  *   when it ends without any event well before that (`short`): the copy is never trusted for more than
  *   {@link watchTiming}'s longest watch plus its slack after the path died.
  * - `off` mode: a live GET per lookup.
- * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name; a failed GET
- * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed).
+ * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name. A failed GET
+ * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed), except that in `watch` mode a
+ * ServiceAccount the copy holds is answered from it, marked with its age, while the copy was last known current
+ * within `maxStalenessMs`: an API partition must not stop all Pod creation.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebhookError } from './errors.js'
@@ -36,11 +38,16 @@ export interface ServiceAccountCacheOptions {
   readonly registry?: Registry
   /** `--lookup-timeout` in ms for a live GET (default 2000). */
   readonly lookupTimeoutMs?: number
+  /**
+   * `--max-cache-staleness` in ms: when a live GET fails, a held copy last known current at most this long ago
+   * answers instead (default 300,000; 0: never, the lookup fails).
+   */
+  readonly maxStalenessMs?: number
   /** How long a 404 is remembered in watch mode (default 5000 ms). */
   readonly notFoundTtlMs?: number
   /** Most 404s remembered at once, so lookups of random names cannot grow memory (default 10,000). */
   readonly maxNotFound?: number
-  /** Milliseconds clock (404 memory, watch durations); injected for tests. */
+  /** Milliseconds clock (404 memory, watch durations, the copy's age); injected for tests. */
   readonly now?: () => number
   /** Source of jitter in [0, 1); injected for tests. */
   readonly random?: () => number
@@ -73,6 +80,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
   readonly #now: () => number
   readonly #random: () => number
   readonly #lookupTimeoutMs: number
+  readonly #maxStalenessMs: number
   readonly #notFoundTtlMs: number
   readonly #maxNotFound: number
   readonly #pageSize: number
@@ -81,6 +89,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
   readonly #backoff: { readonly initial: number; readonly max: number }
   readonly #abort = new AbortController()
   readonly #inflight = new Map<string, Promise<ServiceAccount | undefined>>()
+  /** namespace/name → when the API last answered 404 for it. */
   readonly #notFound = new Map<string, number>()
   readonly #lookups: Counter
   readonly #watchRestarts: Counter
@@ -90,6 +99,11 @@ export class ServiceAccountCache implements ServiceAccountSource {
   #synced = false
   /** True while the copy is known to follow the server: after a LIST, or once a watch is accepted. */
   #current = false
+  /**
+   * When the copy was last shown to be up to date: a LIST completed, a watch event arrived, or the server ended a
+   * watch at its timeout. Merely accepting a watch proves nothing (a proxy may accept and close at once forever).
+   */
+  #confirmedAt = 0
   #running: Promise<void> | undefined
   #onSynced!: () => void
   readonly #syncedOnce = new Promise<void>(resolve => (this.#onSynced = resolve))
@@ -101,6 +115,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#now = options.now ?? Date.now
     this.#random = options.random ?? Math.random
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 2000
+    this.#maxStalenessMs = options.maxStalenessMs ?? 300_000
     this.#notFoundTtlMs = options.notFoundTtlMs ?? 5000
     this.#maxNotFound = options.maxNotFound ?? 10_000
     this.#pageSize = options.pageSize ?? 500
@@ -109,7 +124,10 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#backoff = options.backoffMs ?? { initial: 500, max: 30_000 }
     const registry = options.registry ?? new Registry()
     registry.gauge('serviceaccount_cache_size', 'ServiceAccounts held by the watch cache.', () => this.#store.size)
-    this.#lookups = registry.counter('serviceaccount_lookups_total', 'ServiceAccount lookups by source (cache, api) and result (found, not_found, error).')
+    this.#lookups = registry.counter(
+      'serviceaccount_lookups_total',
+      'ServiceAccount lookups by source (cache, api, stale: held copy, GET failed), result (found, not_found, error).',
+    )
     this.#watchRestarts = registry.counter(
       'serviceaccount_watch_restarts_total',
       'ServiceAccount watches ended and restarted, by reason (timeout, short, stalled, error, gone).',
@@ -153,8 +171,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
         this.#lookups.inc({ source: 'cache', result: 'found' })
         return cached
       }
-      const until = this.#notFound.get(`${namespace}/${name}`)
-      if (until !== undefined && this.#now() < until) {
+      const seen = this.#notFound.get(`${namespace}/${name}`)
+      if (seen !== undefined && this.#now() < seen + this.#notFoundTtlMs) {
         this.#lookups.inc({ source: 'cache', result: 'not_found' })
         return undefined
       }
@@ -164,9 +182,32 @@ export class ServiceAccountCache implements ServiceAccountSource {
       this.#lookups.inc({ source: 'api', result: sa ? 'found' : 'not_found' })
       return sa
     } catch (e) {
-      this.#lookups.inc({ source: 'api', result: 'error' })
-      throw e
+      // Synchronous after the GET gave up, so a stale answer waits no longer than --lookup-timeout either.
+      const stale = this.#staleCopy(namespace, name)
+      if (!stale) {
+        this.#lookups.inc({ source: 'api', result: 'error' })
+        throw e
+      }
+      this.#lookups.inc({ source: 'stale', result: 'found' })
+      const reason = (e as Error).message // #fetch rejects with WebhookErrors only
+      const fields = { namespace, serviceAccount: name, staleMs: stale.staleMs, reason }
+      this.#log.warn('ServiceAccount answered from the cached copy: the API server could not be asked', fields)
+      return stale
     }
+  }
+
+  /**
+   * The held copy of a ServiceAccount, with its age, when the copy was last known current within the staleness
+   * bound; undefined otherwise, and for one the API answered 404 since then (that answer is newer than the copy).
+   */
+  #staleCopy(namespace: string, name: string): ServiceAccount | undefined {
+    if (this.#maxStalenessMs === 0) return undefined
+    const staleMs = this.#current ? 0 : this.#now() - this.#confirmedAt
+    if (staleMs > this.#maxStalenessMs) return undefined
+    const seen = this.#notFound.get(`${namespace}/${name}`)
+    if (seen !== undefined && seen >= this.#confirmedAt) return undefined
+    const sa = this.#store.get(namespace, name)
+    return sa && { ...sa, staleMs }
   }
 
   /** One live GET per name at a time; concurrent lookups share it. */
@@ -194,7 +235,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     // Only briefly: the ServiceAccount may be created right after, and the watch may not have delivered it yet.
     this.#notFound.delete(key)
     if (this.#notFound.size >= this.#maxNotFound) this.#notFound.delete(this.#notFound.keys().next().value!)
-    this.#notFound.set(key, this.#now() + this.#notFoundTtlMs)
+    this.#notFound.set(key, this.#now())
   }
 
   async #run(): Promise<void> {
@@ -270,6 +311,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
       onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
       onResourceVersion: rv => {
         this.#resourceVersion = rv
+        this.#confirmedAt = this.#now()
         events++
         onProgress()
       },
@@ -281,6 +323,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     const ms = this.#now() - started
     const short = events === 0 && ms < (timeoutSeconds - 1) * 1000
     if (short) return { reason: 'short', detail: `ended after ${ms} ms of ${watch}` }
+    this.#confirmedAt = this.#now()
     return { reason: 'timeout' }
   }
 
@@ -294,6 +337,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#log.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#now() - started })
     this.#synced = true
     this.#current = true
+    this.#confirmedAt = this.#now()
     this.#onSynced()
   }
 

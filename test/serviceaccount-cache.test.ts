@@ -278,6 +278,105 @@ t.test('a silent watch (accepted, then never spoken on) is cut at its deadline: 
   t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'get'], 'no renewal before the backoff')
 })
 
+interface StaleCase {
+  readonly options?: Partial<ServiceAccountCacheOptions>
+  /** Runs once the watch is broken; the copy was last confirmed at clock 0 (its LIST). */
+  readonly prepare: (s: Setup) => void | Promise<unknown>
+  readonly lookup?: string
+  /** The copy's age in the answer, or undefined: the lookup is denied. */
+  readonly staleMs: number | undefined
+}
+/** Moves the clock to `ms`, then makes the next GET fail with a 500. */
+const failingGetAt = (ms: number) => (s: Setup): void => {
+  s.clock.now = ms
+  s.fake.failNext('get', 500)
+}
+const staleCases: [name: string, c: StaleCase][] = [
+  ['GET 500, copy 60 s old → the copy', { prepare: failingGetAt(60_000), staleMs: 60_000 }],
+  ['GET with no answer within --lookup-timeout → the copy', {
+    prepare: s => ((s.clock.now = 1000), s.fake.hangNext('get')),
+    staleMs: 1000,
+  }],
+  ['API server gone (connection refused) → the copy', {
+    prepare: s => ((s.clock.now = 1000), s.fake.close()),
+    staleMs: 1000,
+  }],
+  ['copy exactly 5 min old (the default bound) → the copy', { prepare: failingGetAt(300_000), staleMs: 300_000 }],
+  ['copy 1 ms past the bound → denied', { prepare: failingGetAt(300_001), staleMs: undefined }],
+  ['bound 0 turns it off → denied', { options: { maxStalenessMs: 0 }, prepare: failingGetAt(0), staleMs: undefined }],
+  ['a ServiceAccount the copy does not hold → denied', {
+    lookup: 'ghost',
+    prepare: failingGetAt(0),
+    staleMs: undefined,
+  }],
+  ['one the API answered 404 for since the copy was current, even past the 404 memory → denied', {
+    prepare: async s => {
+      s.fake.remove('team-a', 'app')
+      s.clock.now = 1000
+      if ((await s.cache.get('team-a', 'app')) !== undefined) throw new Error('expected a 404')
+      failingGetAt(60_000)(s)
+    },
+    staleMs: undefined,
+  }],
+]
+for (const [name, c] of staleCases) {
+  t.test(`watch broken and the live GET fails: ${name}`, async t => {
+    const s = await setup(t, [annotated('team-a', 'app')], { ...pausing, lookupTimeoutMs: 50, ...c.options })
+    await s.cache.start()
+    t.ok(await until(() => s.fake.count('watch') === 1))
+    s.fake.failNext('watch', 500, 1000)
+    s.fake.endWatches()
+    t.ok(await until(() => warnings(s.logs).length > 0), 'the watch is broken')
+    await c.prepare(s)
+    s.logs.length = 0
+    const lookup = c.lookup ?? 'app'
+    const result = await s.cache.get('team-a', lookup).catch((e: unknown) => e)
+    const metrics = s.registry.render()
+    if (c.staleMs === undefined) {
+      const message = new RegExp(`^cannot look up ServiceAccount team-a/${lookup} `)
+      t.match(result, { code: 'SERVICEACCOUNT_LOOKUP_FAILED', message })
+      t.match(metrics, /serviceaccount_lookups_total\{source="api",result="error"\} 1\n/)
+      t.notMatch(metrics, /source="stale"/)
+      t.same(warnings(s.logs), [])
+      return
+    }
+    const annotations = new Map([[email, 'app@sa.stackit.cloud']])
+    t.same(result, { namespace: 'team-a', name: 'app', annotations, staleMs: c.staleMs })
+    t.match(metrics, /serviceaccount_lookups_total\{source="stale",result="found"\} 1\n/)
+    t.notMatch(metrics, /result="error"/, 'one lookup, counted once')
+    t.match(warnings(s.logs), [{
+      msg: 'ServiceAccount answered from the cached copy: the API server could not be asked',
+      namespace: 'team-a',
+      serviceAccount: 'app',
+      staleMs: c.staleMs,
+      reason: /^cannot look up ServiceAccount team-a\/app \(GET /,
+    }])
+    t.notMatch(s.logs.join(''), /@sa\.stackit\.cloud/, 'no annotation value is logged')
+  })
+}
+
+t.test('watches that are accepted and closed at once do not make the copy look younger', async t => {
+  const { fake, cache, clock } = await setup(t, [annotated('team-a', 'app')], { backoffMs: { initial: 1, max: 1 } })
+  await cache.start()
+  t.ok(await until(() => fake.count('watch') === 1))
+  fake.watchNext('close', 100_000)
+  fake.endWatches()
+  t.ok(await until(() => fake.count('watch') > 3))
+  // The clock moves in steps shorter than a watch's timeoutSeconds, and new watches are accepted (and closed) at
+  // each step, so none of them looks like one that lasted until its timeout.
+  for (let step = 1; step <= 13; step++) {
+    clock.now = step * 23_100
+    const before = fake.count('watch')
+    t.ok(await until(() => fake.count('watch') > before + 2), `watches accepted at ${clock.now} ms`)
+  }
+  // A 500 is never accepted, so lookups are surely live from here on.
+  fake.failNext('watch', 500, 100_000)
+  const failing = fake.count('watch')
+  t.ok(await until(() => fake.count('watch') > failing + 1))
+  fake.failNext('get', 500)
+  await t.rejects(cache.get('team-a', 'app'), { code: 'SERVICEACCOUNT_LOOKUP_FAILED' }, 'as old as its LIST: denied')
+})
+
 t.test('an expired continue token restarts the LIST from the beginning', async t => {
   const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
   fake.expireNextContinue()
@@ -363,6 +462,8 @@ t.test('cache off: ready at once, a GET per lookup, concurrent lookups shared, n
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.same(fake.requests.map(r => r.kind), ['get', 'get', 'get', 'get', 'get'])
   t.equal(cache.size, 0)
+  fake.failNext('get', 500)
+  await t.rejects(cache.get('team-a', 'app'), { code: 'SERVICEACCOUNT_LOOKUP_FAILED' }, 'no copy to fall back on')
   await cache.stop()
   t.equal(cache.ready(), false, 'not ready once stopped')
 })
