@@ -32,6 +32,18 @@ export interface AdmissionHandlerOptions {
   readonly now?: () => number
 }
 
+// When the budget is full, a body still arriving this long after its headers gives its bytes back (408) so that a
+// newcomer fits: the API server sends a review in one burst, so such a body is a stalled or trickling client's, and
+// without this a few of them that sent nearly --max-request-bytes each would refuse every review until their deadline.
+const stalledBodyMs = 1000
+
+/** A body being read: when it started, the bytes it holds, and how to cut it to make room. */
+interface Reading {
+  readonly started: number
+  bytes: number
+  readonly cut: AbortController
+}
+
 // Answers after which the rest of the body is not read and the connection closes.
 const stopReading: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['BODY_TOO_LARGE', 'BODY_TIMEOUT', 'OVERLOADED'])
 
@@ -54,17 +66,33 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
   // declares a large body and stalls holds only what it sent. Reviews are a few KiB, so thousands fit at once.
   const bytesBudget = Math.max(options.maxBytesInFlight ?? defaultBytesInFlight, maxRequestBytes)
   let bytesInFlight = 0
+  // Bodies still arriving, oldest first (a Set keeps insertion order).
+  const reading = new Set<Reading>()
+
+  /** Cuts bodies older than stalledBodyMs, oldest first, until `needed` more bytes fit; never `self`. */
+  const makeRoom = (needed: number, self: Reading): void => {
+    for (const r of reading) {
+      if (bytesInFlight + needed <= bytesBudget || now() - r.started < stalledBodyMs) break
+      if (r === self) continue
+      reading.delete(r)
+      bytesInFlight -= r.bytes
+      r.bytes = 0
+      const why = `request body still arriving ${stalledBodyMs} ms after its headers while the in-flight byte budget`
+      r.cut.abort(new WebhookError('BODY_TIMEOUT', `${why} is full; send the body at once`))
+    }
+  }
 
   const handle = async (req: IncomingMessage, res: ServerResponse, bodyMs: number, started: number): Promise<void> => {
     let summary: ReviewSummary | undefined
-    let counted = 0
-    // Called by readStream for each chunk before it is kept; the chunk that would pass the budget ends the read.
+    const read: Reading = { started, bytes: 0, cut: new AbortController() }
+    // Called by readStream for each chunk before it is kept; the chunk that still does not fit ends the read.
     const count = (bytes: number): void => {
+      if (bytesInFlight + bytes > bytesBudget) makeRoom(bytes, read)
       if (bytesInFlight + bytes > bytesBudget) {
         throw new WebhookError('OVERLOADED', 'too many request bytes in flight; retry shortly')
       }
       bytesInFlight += bytes
-      counted += bytes
+      read.bytes += bytes
     }
     try {
       if (!admissionPaths.includes(requestPath(req))) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
@@ -75,7 +103,10 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
       if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
-      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW', { count, timeoutMs: bodyMs })
+      reading.add(read)
+      const bounds = { count, timeoutMs: bodyMs, signal: read.cut.signal }
+      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW', bounds)
+        .finally(() => reading.delete(read))
       const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
       const result = await admit(review, source)
       summary = result.summary
@@ -96,8 +127,8 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       })
       metrics.reviews.inc({ outcome: 'error' })
     } finally {
-      // Answered, refused, timed out or aborted: the request's bytes are no longer held.
-      bytesInFlight -= counted
+      // Answered, refused, timed out, cut or aborted: the request's bytes are no longer held.
+      bytesInFlight -= read.bytes
       const seconds = (now() - started) / 1000
       if (summary) {
         metrics.reviews.inc({ outcome: summary.outcome })

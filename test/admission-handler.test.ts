@@ -252,7 +252,7 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
 /** True when a raw reply holds a 200 with an allowed review. */
 const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[^]*"allowed":true/.test(reply)
 
-type Limits = { readonly maxRequestBytes: number; readonly maxBytesInFlight?: number }
+type Limits = { readonly maxRequestBytes: number; readonly maxBytesInFlight?: number; readonly now?: () => number }
 
 /** A server of its own with the given handler limits and timeouts; closed when the test ends. */
 const serverWith = async (t: Test, limits: Limits, timeouts: Partial<ServerTimeouts> = {}) => {
@@ -271,7 +271,8 @@ const serverWith = async (t: Test, limits: Limits, timeouts: Partial<ServerTimeo
 }
 
 t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000 }, { bodyMs: 60_000 })
+  // A frozen clock: the held body never looks stalled, so it keeps its bytes however slow the machine is.
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000, now: () => 0 }, { bodyMs: 60_000 })
   const body = Buffer.from(goodReview)
   const held = await connectRaw(s.port, ca)
   held.socket.write(postHead(body.length))
@@ -293,7 +294,7 @@ t.test('request bytes in flight are bounded: beyond the budget a review gets 503
 })
 
 t.test('the budget counts the bytes received, not the bytes declared', async t => {
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000 }, { bodyMs: 60_000 })
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => 0 }, { bodyMs: 60_000 })
   const padded = goodReview.padEnd(8000, ' ')
   const declared = await connectRaw(s.port, ca)
   declared.socket.write(postHead(8000) + padded.slice(0, 100))
@@ -318,6 +319,75 @@ t.test('the budget counts the bytes received, not the bytes declared', async t =
   declared.socket.write(padded.slice(100))
   t.ok(await until(() => answeredOk(declared.reply())), 'the declared request completes')
   declared.socket.destroy()
+  t.ok(await until(() => s.inFlight() === 0), 'nothing left in flight')
+})
+
+t.test('with the budget full, a body still arriving 1 s after its headers yields its bytes to a newcomer', async t => {
+  // The handler's clock, so ages are exact; real sockets carry the bytes.
+  const clock = { now: 0 }
+  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => clock.now }
+  const s = await serverWith(t, limits, { bodyMs: 60_000 })
+  const padded = goodReview.padEnd(8000, ' ')
+  type Row = [name: string, start: string, trickle: string | undefined, ageMs: number, yields: boolean]
+  const rows: Row[] = [
+    ['declared 8,000 bytes, stalled after 5,000', postHead(8000) + padded.slice(0, 5000), undefined, 1000, true],
+    ['chunked, 5,000 bytes, then a byte at a time', postHead() + chunk(padded.slice(0, 5000)), chunk(' '), 30_000,
+      true],
+    ['declared 8,000 bytes, 5,000 in after 999 ms: it may still arrive', postHead(8000) + padded.slice(0, 5000),
+      undefined, 999, false],
+  ]
+  for (const [name, start, trickle, ageMs, yields] of rows) {
+    clock.now = 0
+    const held = await connectRaw(s.port, ca)
+    held.socket.write(start)
+    const timer = trickle === undefined ? undefined : setInterval(() => held.socket.write(trickle), 20)
+    // 5,000 + 4,575 bytes pass the 8,000-byte budget: a 503 shows the held bytes are counted.
+    t.ok(await until(async () => (await s.review()).status === 503), `${name}: its bytes fill the budget`)
+    clock.now = ageMs
+    const r = await s.review()
+    if (yields) {
+      t.equal(r.status, 200, `${name}: the newcomer is answered`)
+      t.ok(isGoodAnswer(r.body), `${name}: correctly`)
+      await held.closed
+      t.match(held.reply(), /^HTTP\/1\.1 408 Request Timeout\r\n/, `${name}: the held body gets 408`)
+      t.match(held.reply(), /\r\nConnection: close\r\n/i, `${name}: its connection is closed`)
+      const reason = 'request body still arriving 1000 ms after its headers while the in-flight byte budget is full'
+      t.match(held.reply(), `\r\n\r\n${reason}; send the body at once\n`, `${name}: the reason`)
+    } else {
+      t.equal(r.status, 503, `${name}: the newcomer is refused, as in a flood of large bodies`)
+      t.equal(held.reply(), '', `${name}: the held body is still being read`)
+    }
+    clearInterval(timer)
+    held.socket.destroy()
+    t.ok(await until(() => s.inFlight() === 0), `${name}: nothing left in flight`)
+  }
+})
+
+t.test('a stalled body that wants more room is refused itself; a younger body keeps its bytes', async t => {
+  const clock = { now: 0 }
+  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => clock.now }
+  const s = await serverWith(t, limits, { bodyMs: 60_000 })
+  const padded = goodReview.padEnd(8000, ' ')
+  const probe = (): Promise<boolean> => request({ port: s.port, ca, body: ' ' }).then(r => r.status === 503)
+  const old = await connectRaw(s.port, ca)
+  old.socket.write(postHead() + chunk(padded.slice(0, 3000)))
+  t.ok(await until(async () => (await s.review(padded.slice(0, 5001))).status === 503), 'the old body holds 3,000')
+  clock.now = 1500
+  const young = await connectRaw(s.port, ca)
+  young.socket.write(postHead(8000))
+  t.ok(await until(() => s.inFlight() === 2), 'the young body started at 1,500 ms')
+  young.socket.write(padded.slice(0, 5000))
+  clock.now = 0 // probes at a time when neither body is stalled, so they cut nothing
+  t.ok(await until(probe), 'the young body holds 5,000: the budget is full')
+  clock.now = 2000
+  old.socket.write(chunk(' '))
+  await old.closed
+  const refused = /^HTTP\/1\.1 503 [^]*\r\n\r\ntoo many request bytes in flight; retry shortly\n$/
+  t.match(old.reply(), refused, 'the old one is refused')
+  t.equal(young.reply(), '', 'the young one is still being read')
+  young.socket.write(padded.slice(5000))
+  t.ok(await until(() => answeredOk(young.reply())), 'and completes')
+  young.socket.destroy()
   t.ok(await until(() => s.inFlight() === 0), 'nothing left in flight')
 })
 
