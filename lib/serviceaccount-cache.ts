@@ -7,7 +7,8 @@
  *   an annotation added during the outage must not be missed. Over HTTP/1.1 a dead path gives no sign, so a watch
  *   counts as broken when the server does not end it shortly after its timeoutSeconds (`stalled`), and as failed
  *   when it ends without any event well before that (`short`): the copy is never trusted for more than
- *   {@link watchTiming}'s longest watch plus its slack after the path died.
+ *   {@link watchTiming}'s longest watch plus its slack after the path died. After a stall, lookups stay live until
+ *   a watch delivers an event or ends at its timeout: a watch that is merely accepted may be just as silent.
  * - `off` mode: a live GET per lookup.
  * Live GETs are bounded by the lookup timeout and shared by concurrent lookups of the same name. A failed GET
  * rejects with SERVICEACCOUNT_LOOKUP_FAILED so the admission denies (fail closed), except that in `watch` mode a
@@ -99,6 +100,11 @@ export class ServiceAccountCache implements ServiceAccountSource {
   #synced = false
   /** True while the copy is known to follow the server: after a LIST, or once a watch is accepted. */
   #current = false
+  /**
+   * Set by a stalled watch: until a watch delivers an event or ends at its timeout, being accepted does not make the
+   * copy current (a server or proxy may accept every watch and then say nothing).
+   */
+  #unproven = false
   /**
    * When the copy was last shown to be up to date: a LIST completed, a watch event arrived, or the server ended a
    * watch at its timeout. Merely accepting a watch proves nothing (a proxy may accept and close at once forever).
@@ -312,18 +318,26 @@ export class ServiceAccountCache implements ServiceAccountSource {
       onResourceVersion: rv => {
         this.#resourceVersion = rv
         this.#confirmedAt = this.#now()
+        this.#current = true
+        this.#unproven = false
         events++
         onProgress()
       },
-      onOpen: () => (this.#current = true),
+      onOpen: () => {
+        if (!this.#unproven) this.#current = true
+      },
     })
     if (end === 'aborted') return undefined
     const watch = `a ${timeoutSeconds} s watch`
-    if (end === 'deadline') return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
+    if (end === 'deadline') {
+      this.#unproven = true
+      return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
+    }
     const ms = this.#now() - started
     const short = events === 0 && ms < (timeoutSeconds - 1) * 1000
     if (short) return { reason: 'short', detail: `ended after ${ms} ms of ${watch}` }
     this.#confirmedAt = this.#now()
+    this.#unproven = false
     return { reason: 'timeout' }
   }
 

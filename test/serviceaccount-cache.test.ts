@@ -278,6 +278,43 @@ t.test('a silent watch (accepted, then never spoken on) is cut at its deadline: 
   t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'get'], 'no renewal before the backoff')
 })
 
+// After a stalled watch, the next one may be accepted and go silent as well (the server, or a proxy in front of
+// it, accepts watches but delivers nothing): being accepted proves nothing then.
+type AfterStallCase = [name: string, change: boolean, prove: (fake: FakeApiServer) => void]
+const afterStall: AfterStallCase[] = [
+  ['an event (the change, replayed)', true, fake => fake.clearFaults()],
+  ['a normal end at its timeoutSeconds', false, fake => (fake.clearFaults(), fake.endWatches())],
+]
+for (const [name, change, prove] of afterStall) {
+  t.test(`after a stalled watch, the next accepted one is trusted only after ${name}`, async t => {
+    const backoffMs = { initial: 2, max: 2 }
+    const timing = { watchTimeoutSeconds: { min: 1, max: 1 }, watchDeadlineSlackMs: 20, backoffMs }
+    const { fake, cache, registry } = await setup(t, [plain('team-a', 'app')], timing)
+    fake.watchNext('silent', 1000)
+    await cache.start()
+    t.ok(await until(() => fake.count('watch') === 1))
+    if (change) fake.upsert(annotated('team-a', 'app')) // no silent watch delivers this
+    t.ok(await until(() => registry.render().includes(`${restarts('stalled')} 1`)), 'the first watch stalled')
+    t.ok(await until(() => fake.count('watch') === 2), 'a second (silent) watch is accepted')
+    // For the next 300 ms (well inside the second watch's 1,020 ms deadline), every lookup is a live GET.
+    for (let i = 0; i < 10; i++) {
+      const gets = fake.count('get')
+      const sa = await cache.get('team-a', 'app')
+      t.equal(fake.count('get'), gets + 1, `lookup ${i}: a live GET`)
+      t.equal(sa?.annotations.has(email), change, `lookup ${i}: the current state`)
+      await new Promise(resolve => setTimeout(resolve, 30))
+    }
+    t.notMatch(registry.render(), /source="cache"/, 'the copy answered nothing')
+    prove(fake)
+    const fromCache = async (): Promise<boolean> => {
+      const gets = fake.count('get')
+      const sa = await cache.get('team-a', 'app')
+      return fake.count('get') === gets && sa?.annotations.has(email) === change
+    }
+    t.ok(await until(fromCache), 'then lookups are answered from the copy again')
+  })
+}
+
 interface StaleCase {
   readonly options?: Partial<ServiceAccountCacheOptions>
   /** Runs once the watch is broken; the copy was last confirmed at clock 0 (its LIST). */
