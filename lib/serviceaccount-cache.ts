@@ -6,7 +6,7 @@
  *   broken (between a failure and the next accepted watch), the copy may be stale, so every lookup is a live GET:
  *   an annotation added during the outage must not be missed. Over HTTP/1.1 a dead path gives no sign, so a watch
  *   counts as broken when the server does not end it shortly after its timeoutSeconds (`stalled`), and as failed
- *   when it ends without any event well before that (`short`): the copy is never trusted for more than
+ *   when it ends well before that (`short`), with or without events: the copy is never trusted for more than
  *   {@link watchTiming}'s longest watch plus its slack after the path died. After a stall, lookups stay live until
  *   a watch delivers an event or ends at its timeout: a watch that is merely accepted may be just as silent.
  * - `off` mode: a live GET per lookup.
@@ -270,7 +270,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         }
         this.#current = false
         what = outcome.reason === 'short'
-          ? 'ServiceAccount watch ended without any event before its timeout; reconnecting after a pause'
+          ? 'ServiceAccount watch ended before its timeout; reconnecting after a pause'
           : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; reconnecting'
         reason = outcome.detail
       } catch (e) {
@@ -302,9 +302,10 @@ export class ServiceAccountCache implements ServiceAccountSource {
 
   /**
    * One watch from the current resourceVersion. Resolves with how it ended (undefined when stopped): `timeout` when
-   * the server ended it normally; `short` when it ended with no event sooner than its timeoutSeconds (1 s of slack
-   * for clock granularity; client-go's "very short watch"); `stalled` when the server had not ended it by the
-   * deadline. Rejects on any other failure.
+   * the server ended it normally; `short` when it ended sooner than its timeoutSeconds (1 s of slack for clock
+   * granularity), with or without events (client-go's "very short watch" needs no event, which leaves a server that
+   * sends one and closes a renewal loop); `stalled` when the server had not ended it by the deadline. Rejects on any
+   * other failure.
    */
   async #watch(signal: AbortSignal, onProgress: () => void): Promise<WatchOutcome | undefined> {
     const { min, max } = this.#watchTimeoutSeconds
@@ -334,8 +335,11 @@ export class ServiceAccountCache implements ServiceAccountSource {
       return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
     }
     const ms = this.#now() - started
-    const short = events === 0 && ms < (timeoutSeconds - 1) * 1000
-    if (short) return { reason: 'short', detail: `ended after ${ms} ms of ${watch}` }
+    // Whatever it delivered: a server that answers each watch with one event (or bookmark) and closes would otherwise
+    // get thousands of WATCHes a second, as one that closes without any event did.
+    if (ms < (timeoutSeconds - 1) * 1000) {
+      return { reason: 'short', detail: `ended after ${ms} ms of ${watch} (events: ${events})` }
+    }
     this.#confirmedAt = this.#now()
     this.#unproven = false
     return { reason: 'timeout' }

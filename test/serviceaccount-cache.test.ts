@@ -91,7 +91,7 @@ t.test('a ServiceAccount created between LIST and WATCH arrives through the watc
 })
 
 t.test('watch events: MODIFIED, DELETED, and a BOOKMARK the renewed watch resumes from', async t => {
-  const { fake, cache, registry } = await setup(t, [plain('team-a', 'app')])
+  const { fake, cache, registry, clock } = await setup(t, [plain('team-a', 'app')])
   await cache.start()
   t.ok(await until(() => fake.count('watch') === 1))
   fake.upsert(annotated('team-a', 'app'))
@@ -102,7 +102,7 @@ t.test('watch events: MODIFIED, DELETED, and a BOOKMARK the renewed watch resume
   t.ok(await until(() => cache.size === 0))
   fake.bookmark()
   const bookmarkRv = String(fake.resourceVersion)
-  fake.endWatches()
+  endAt(28_000)(fake, clock) // at its timeoutSeconds
   t.ok(await until(() => fake.count('watch') === 2))
   t.equal(watchUrl(fake)?.get('resourceVersion'), bookmarkRv, 'resumes from the bookmark, not from the last event')
   t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="timeout"\} 1/)
@@ -199,15 +199,20 @@ const endAt = (ms: number) => (fake: FakeApiServer, clock: Setup['clock']): void
 }
 
 // How the first watch ends (it asked for timeoutSeconds 28: random 0.5 in 25–30) and what that counts as. A watch
-// that ends with no event before its timeout (1 s of slack) is a failure; one that reaches it is normal when idle.
+// that ends before its timeout (1 s of slack) is a failure, whatever it delivered: a server that sends one event and
+// closes would otherwise get a renewal loop. One that reaches its timeout is normal, idle or not.
 type WatchEndCase = [name: string, end: (fake: FakeApiServer, clock: Setup['clock']) => void, reason: string]
 const watchEnds: WatchEndCase[] = [
   ['closed at once with no event', endAt(0), 'short'],
   ['closed with no event 1 ms before timeoutSeconds − 1 s', endAt(26_999), 'short'],
   ['closed with no event at timeoutSeconds − 1 s', endAt(27_000), 'timeout'],
   ['closed with no event at its timeoutSeconds (an idle cluster)', endAt(28_000), 'timeout'],
-  ['closed at once after a BOOKMARK', fake => (fake.bookmark(), fake.endWatches()), 'timeout'],
-  ['closed at once after a change', fake => (fake.upsert(plain('team-b', 'new')), fake.endWatches()), 'timeout'],
+  ['closed at once after a BOOKMARK', fake => (fake.bookmark(), fake.endWatches()), 'short'],
+  ['closed at once after a change', fake => (fake.upsert(plain('team-b', 'new')), fake.endWatches()), 'short'],
+  ['closed after a change at timeoutSeconds − 1 s', (fake, clock) => {
+    fake.upsert(plain('team-b', 'new'))
+    endAt(27_000)(fake, clock)
+  }, 'timeout'],
 ]
 for (const [name, end, reason] of watchEnds) {
   t.test(`a watch ${name} → ${reason}`, async t => {
@@ -219,8 +224,8 @@ for (const [name, end, reason] of watchEnds) {
     await cache.get('team-a', 'app')
     if (reason === 'short') {
       t.match(warnings(logs), [{
-        msg: 'ServiceAccount watch ended without any event before its timeout; reconnecting after a pause',
-        reason: /^ended after \d+ ms of a 28 s watch$/,
+        msg: 'ServiceAccount watch ended before its timeout; reconnecting after a pause',
+        reason: /^ended after \d+ ms of a 28 s watch \(events: [01]\)$/,
         retryInMs: 45_000,
       }])
       t.equal(fake.count('watch'), 1, 'not renewed at once: it waits out the backoff')
