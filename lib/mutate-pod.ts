@@ -50,11 +50,13 @@ const objectList = (holder: JsonObject, field: string, where: string): readonly 
 const nameOf = (o: JsonObject): string => own(o, 'name') as string // proven by objectList
 
 /**
- * A mount path as the kernel resolves it: `/a//b/./` and `/a/b` are the same directory. An absolute path without
- * `//`, `/.` or a trailing `/` (nearly every real one) is already in that form and is returned as it is.
+ * A mount path as the kubelet and the kernel resolve it: `/a//b/./` and `/a/b` are the same directory, and so is
+ * `a/b`, which the API server accepts and the kubelet puts "/" in front of. An absolute path without `//`, `/.` or a
+ * trailing `/` (nearly every real one) is already in that form and is returned as it is.
  */
 const normalMountPath = (p: string): string =>
-  p.startsWith('/') && !p.includes('//') && !p.includes('/.') && !p.endsWith('/') ? p : path.posix.normalize(p).replace(/\/+$/, '') || '/'
+  p.startsWith('/') && !p.includes('//') && !p.includes('/.') && !p.endsWith('/') ? p
+    : path.posix.normalize(`/${p}`).replace(/\/+$/, '') || '/'
 
 /** The serviceAccountToken projection this configuration wants. */
 const desiredSource = (c: IdentityConfig): JsonObject => ({

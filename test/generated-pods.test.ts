@@ -20,10 +20,14 @@ const random = rng(seed)
 const int = (n: number): number => Math.floor(random() * n)
 const chance = (p: number): boolean => random() < p
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T
-/** The same directory as the kernel sees it, often spelled the way people write it: `//`, `/./`, a trailing `/`. */
-const spell = (p: string): string => pick([p, p, `${p}/`, p.replace(/\/([^/]*)$/, '/./$1'), p.replace(/\//g, '//')])
-/** A mount path as the kernel resolves it, written independently of the code under test. */
-const normal = (p: string): string => posix.normalize(p).replace(/\/+$/, '') || '/'
+/**
+ * The same directory as the kubelet and kernel see it, often spelled the way people write it: `//`, `/./`, a trailing
+ * `/`, or no leading `/` (the kubelet adds it).
+ */
+const spell = (p: string): string =>
+  pick([p, p, `${p}/`, p.replace(/\/([^/]*)$/, '/./$1'), p.replace(/\//g, '//'), p.slice(1)])
+/** A mount path as the kubelet and the kernel resolve it, written independently of the code under test. */
+const normal = (p: string): string => posix.normalize(`/${p}`).replace(/\/+$/, '') || '/'
 
 interface Container { name: string; image: string; env?: JsonObject[]; volumeMounts?: JsonObject[]; restartPolicy?: string; unknownField?: JsonObject }
 

@@ -23,8 +23,8 @@ const cfgAt = (mountPath: string): JsonObject => ({ name: 'cfg', mountPath })
 const app = (...volumeMounts: JsonObject[]): JsonObject => ({ containers: [{ name: 'app', volumeMounts }] })
 const pod = (spec: JsonObject): JsonObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec })
 const noSkip = new Set<string>()
-/** A mount path as the kernel resolves it, written independently of the code under test. */
-const normal = (p: string): string => path.posix.normalize(p).replace(/\/+$/, '') || '/'
+/** A mount path as the kubelet (it roots a relative one) and the kernel resolve it, independently of the code. */
+const normal = (p: string): string => path.posix.normalize(`/${p}`).replace(/\/+$/, '') || '/'
 const at = (o: unknown, ...path: (string | number)[]): unknown => path.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], o)
 
 t.test('injects volume, mount and env into every container and init container', async t => {
@@ -158,6 +158,15 @@ t.test('conflicts and reuse', async t => {
     ['a mount inside and our volume twice in one container → both reported',
       app(cfgAt(`${dir}/token`), ourMount, ourMount),
       { conflict: /^container "app" mounts volume "cfg" .*; container "app" mounts volume stackit-.* 2 times/ }],
+    // The API server accepts a mountPath without its leading "/" (and compares paths as strings for uniqueness);
+    // the kubelet puts "/" in front (MakeAbsolutePath), so it is the same directory.
+    ['another volume at the token directory written without the leading / → denial',
+      app(cfgAt('var/run/secrets/stackit.cloud/serviceaccount')),
+      { conflict: new RegExp(`^container "app" already mounts volume "cfg" at ${dir}; `) }],
+    ['a mount inside the token directory written without the leading / → denial',
+      app(cfgAt('var/run/secrets/stackit.cloud/serviceaccount/token')),
+      { conflict: new RegExp(`^container "app" mounts volume "cfg" at "${dir.slice(1)}/token", inside the token `) }],
+    ['a relative mount path elsewhere → allowed', app(cfgAt('data')), { mounts: [cfgAt('data'), ourMount] }],
     ['a sibling directory sharing the prefix is not inside → allowed', app(cfgAt(`${dir}-other`)),
       { mounts: [cfgAt(`${dir}-other`), ourMount] }],
     ['a sibling file sharing the prefix is not inside → allowed', app({ ...cfgAt(`${dir}.token`), subPath: 't' }),
