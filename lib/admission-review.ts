@@ -8,7 +8,7 @@ import { WebhookError, isWebhookError } from './errors.js'
 import { isObject, isString, own, type JsonObject } from './json.js'
 import { auditKey } from './annotations.js'
 import { podOptsOut, resolveIdentity, showValue, skippedContainers } from './identity-config.js'
-import { boundWarning, mutatePod } from './mutate-pod.js'
+import { boundWarning, maxWarningLength, mutatePod } from './mutate-pod.js'
 import { prefixedAnnotations, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
 
 /** AdmissionReview API versions the API server may send (it sends the first one our configuration lists). */
@@ -92,12 +92,14 @@ export const podOptOutDecision = (pod: JsonObject): PodDecision | undefined => {
 
 /**
  * The warning for an answer from a cached copy that may be behind (the ServiceAccount's `staleMs`), or none.
- * Bounded, so a long name cuts the tail, never the age.
+ * Bounded: a long name is cut, never the age and the reason after it.
  */
 const staleWarnings = (sa: ServiceAccount): readonly string[] => {
   if (sa.staleMs === undefined) return noWarnings
-  const copy = `a copy ${formatAge(sa.staleMs)} old`
-  return [boundWarning(`ServiceAccount ${sa.namespace}/${sa.name} read from ${copy}: the API server is unreachable`)]
+  const tail = ` read from a copy ${formatAge(sa.staleMs)} old: the API server is unreachable`
+  const ref = `ServiceAccount ${sa.namespace}/${sa.name}`
+  const room = maxWarningLength - tail.length
+  return [`${ref.length > room ? `${ref.slice(0, room - 1)}…` : ref}${tail}`]
 }
 
 /**

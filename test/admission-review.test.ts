@@ -267,6 +267,8 @@ t.test('a ServiceAccount answered from a cached copy: a warning names it and the
   const d = await reviewPod(pod([{ name: 'c' }]), long.namespace, staleSource(long))
   t.equal(d.warnings.length, 1)
   t.ok(d.warnings.every(w => w.length < 120), 'a long name is cut to fit a header')
+  t.match(d.warnings[0], /^ServiceAccount n+… read from a copy 1m0s old: the API server is unreachable$/,
+    'the name is cut, not the age')
 })
 
 t.test('ages are printed like Go durations, to the second', async t => {
