@@ -24,6 +24,16 @@ export const maxWarningLength = 119
 /** Cuts a warning to {@link maxWarningLength} characters. */
 export const boundWarning = (w: string): string => (w.length > maxWarningLength ? `${w.slice(0, maxWarningLength - 1)}…` : w)
 
+// A denial names this many conflicts and counts the rest: a Pod with thousands of containers would otherwise get a
+// message of megabytes, which the API server hands on to the client and its audit log.
+const maxConflictsNamed = 10
+
+const conflictMessage = (conflicts: readonly string[]): string => {
+  if (conflicts.length <= maxConflictsNamed) return conflicts.join('; ')
+  const rest = conflicts.length - maxConflictsNamed
+  return [...conflicts.slice(0, maxConflictsNamed), `and ${rest} more conflict${rest === 1 ? '' : 's'}`].join('; ')
+}
+
 const badPod = (where: string, rule: string): never => {
   throw new WebhookError('BAD_POD', `Pod ${where} ${rule}`)
 }
@@ -185,7 +195,7 @@ const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig
 
 /**
  * Injects the identity into every container and init container whose name is not in `skip`.
- * Throws CONFLICT (all conflicts in one message) or BAD_POD.
+ * Throws CONFLICT (the conflicts in one message, the first 10 named) or BAD_POD.
  */
 export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: ReadonlySet<string>): MutationResult => {
   const spec = own(pod, 'spec')
@@ -215,7 +225,7 @@ export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: Readonl
   for (const name of skip) {
     if (!seen.has(name)) warnings.push(boundWarning(`skip-containers names ${showValue(name)}, which is not a container of this Pod`))
   }
-  if (conflicts.length > 0) throw new WebhookError('CONFLICT', `${conflicts.join('; ')}`)
+  if (conflicts.length > 0) throw new WebhookError('CONFLICT', conflictMessage(conflicts))
   if (injected === 0) return { pod, changed: false, injected, warnings }
 
   const volumes = mutateVolumes(objectList(spec, 'volumes', 'spec'), config)

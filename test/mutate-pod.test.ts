@@ -204,6 +204,30 @@ t.test('conflicts and reuse', async t => {
   }
 })
 
+t.test('a denial names at most 10 conflicts, then counts the rest', async t => {
+  const conflicting = (n: number): JsonObject =>
+    ({ containers: Array.from({ length: n }, (_, i) => ({ name: `c${i}`, volumeMounts: [cfgAt(dir)] })) })
+  const named = (m: string): string[] => [...m.matchAll(/container "(c\d+)"/g)].map(x => x[1] as string)
+  type Row = [containers: number, names: number, rest: string | undefined]
+  const rows: Row[] = [[10, 10, undefined], [11, 10, 'and 1 more conflict'], [2000, 10, 'and 1990 more conflicts']]
+  for (const [containers, names, rest] of rows) {
+    const error = (() => {
+      try {
+        return mutatePod(pod(conflicting(containers)), config, noSkip)
+      } catch (e) {
+        return e
+      }
+    })()
+    t.match(error, { code: 'CONFLICT' }, `${containers} containers: denied`)
+    const message = (error as Error).message
+    const first = Array.from({ length: names }, (_, i) => `c${i}`)
+    t.same(named(message), first, `${containers} containers: the first named`)
+    if (rest === undefined) t.notMatch(message, /more conflict/, `${containers} containers: nothing left out`)
+    else t.match(message, new RegExp(`; ${rest}$`), `${containers} containers: the rest counted`)
+    t.ok(message.length < 3000, `${containers} containers: the message stays short`)
+  }
+})
+
 t.test('a custom token directory: mounts inside it are denied, its parent and siblings are not', async t => {
   const c: IdentityConfig = { ...config, mountPath: '/custom/path', tokenPath: 'jwt' }
   const mine = { name: 'stackit-workload-identity', mountPath: '/custom/path', readOnly: true }
