@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isPlainEmail, parseBoolean, podOptsOut, resolveIdentity, showValue, skippedContainers, tokenFileProblem } from '../lib/identity-config.js'
 import { isWebhookError } from '../lib/errors.js'
 import type { ServiceAccount } from '../lib/serviceaccount.js'
@@ -18,6 +18,23 @@ const keyed = (entries: Record<string, string>): Map<string, string> =>
 const ours = (more: Record<string, string> = {}): Record<string, string> =>
   ({ 'service-account-email': email, ...more })
 const skipKey = 'skip-pod-identity-webhook'
+
+/** Asserts an inject decision with the expected configuration fields, env and warnings. */
+const expectInject = (
+  t: Test, name: string, d: ReturnType<typeof resolveIdentity>, expect: Record<string, unknown>,
+  warnings: readonly string[],
+): void => {
+  if (d.kind !== 'inject') {
+    t.fail(`${name}: expected inject, got skip`)
+    return
+  }
+  const { env, ...rest } = expect
+  t.match(d.config, rest, name)
+  if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
+  t.equal(d.config.email, email, `${name}: email`)
+  t.same(d.warnings, warnings, `${name}: warnings`)
+  t.ok(d.warnings.every(w => w.length < 120), `${name}: warnings fit a header`)
+}
 
 t.test('valid annotations → configuration', async t => {
   type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, expect: Record<string, unknown>]
@@ -41,16 +58,7 @@ t.test('valid annotations → configuration', async t => {
       { tokenPath: 'a..token' }],
   ]
   for (const [name, annotations, pod, expect] of rows) {
-    const d = resolveIdentity(sa(annotations), new Map(Object.entries(pod).map(([k, v]) => [P + k, v])))
-    if (d.kind !== 'inject') {
-      t.fail(`${name}: expected inject, got skip`)
-      continue
-    }
-    const { env, ...rest } = expect
-    t.match(d.config, rest, name)
-    if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
-    t.equal(d.config.email, email, `${name}: email`)
-    t.same(d.warnings, [], `${name}: no warnings`)
+    expectInject(t, name, resolveIdentity(sa(annotations), keyed(pod)), expect, [])
   }
 })
 
@@ -86,16 +94,7 @@ t.test('an empty value counts as absent, with a warning naming it', async t => {
       onPod('skip-containers')],
   ]
   for (const [name, annotations, pod, expect, warning] of rows) {
-    const d = resolveIdentity(sa(annotations), keyed(pod))
-    if (d.kind !== 'inject') {
-      t.fail(`${name}: expected inject, got skip`)
-      continue
-    }
-    const { env, ...rest } = expect
-    t.match(d.config, rest, name)
-    if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
-    t.same(d.warnings, [warning], `${name}: one warning naming the key`)
-    t.ok(d.warnings.every(w => w.length < 120), `${name}: warnings fit a header`)
+    expectInject(t, name, resolveIdentity(sa(annotations), keyed(pod)), expect, [warning])
   }
   const label = resolveIdentity(sa(ours()), none, keyed({ [skipKey]: '' }))
   t.same([label.kind, label.warnings], ['inject', [`Pod label ${skipKey} is empty: treated as absent`]],
