@@ -75,7 +75,7 @@ t.test('refuses to start, with a message naming the problem', async t => {
 t.test('serve --help documents every flag', async t => {
   const r = await run(['serve', '--help'])
   t.equal(r.code, 0)
-  for (const flag of ['--port', '--bind-address', '--cert-dir', '--tls-cert-file', '--tls-key-file', '--tls-min-version', '--health-port', '--metrics-port', '--max-request-bytes', '--service-account', '--log-level', '--shutdown-timeout', '--api-server', '--api-token-file', '--api-ca-file', '--serviceaccount-cache', '--lookup-timeout']) {
+  for (const flag of ['--port', '--bind-address', '--cert-dir', '--tls-cert-file', '--tls-key-file', '--tls-min-version', '--health-port', '--metrics-port', '--max-request-bytes', '--service-account', '--log-level', '--shutdown-timeout', '--api-server', '--api-token-file', '--api-ca-file', '--serviceaccount-cache', '--lookup-timeout', '--max-cache-staleness']) {
     t.match(r.stdout, `  ${flag} `, flag)
   }
 })
@@ -242,6 +242,37 @@ t.test('API-backed ServiceAccounts: ready after sync, a fresh ServiceAccount is 
   t.match(denied.body, /"allowed":false/, 'fail closed')
   t.match(denied.body, /cannot look up ServiceAccount team-a\/created-while-api-down .*the Pod is denied rather than started without its identity/)
   t.equal(await kill(p), 0)
+})
+
+t.test('--max-cache-staleness: a cached ServiceAccount answers while the API server is gone, unless it is 0', async t => {
+  type Row = [name: string, flags: string[], allowed: boolean, body: RegExp]
+  const rows: Row[] = [
+    ['default bound → mutated from the copy, with a warning', [], true,
+      /"patchType":"JSONPatch".*ServiceAccount team-a\/app-sa read from a copy \d+s old: the API server is unreachable/],
+    ['0 → denied', ['--max-cache-staleness', '0'], false, /cannot look up ServiceAccount team-a\/app-sa/],
+  ]
+  for (const [name, flags, allowed, body] of rows) {
+    const dir = t.testdir({})
+    const cert = await makeServerCert(dir, ca)
+    const api = await FakeApiServer.start()
+    const email = 'app@sa.stackit.cloud'
+    api.seed([{ namespace: 'team-a', name: 'app-sa', annotations: { 'workload-identity.stackit.cloud/service-account-email': email } }])
+    const p = await startServe(['--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile, '--api-server', api.url,
+      '--lookup-timeout', '500ms', ...flags])
+    const metrics = (): Promise<string> =>
+      request({ port: p.ports.metrics, path: '/metrics', method: 'GET', plain: true }).then(r => r.body)
+    const watchBroken = async (): Promise<boolean> =>
+      /serviceaccount_watch_restarts_total\{reason="error"\} [1-9]/.test(await metrics())
+    t.ok(await until(async () => /serviceaccount_cache_size 1\n/.test(await metrics())), `${name}: synced`)
+    await api.close()
+    t.ok(await until(watchBroken), `${name}: the cache saw the watch break`)
+    const r = await request({ port: p.ports.admission, ca: caPem, body: review })
+    t.match(r.body, allowed ? /"allowed":true/ : /"allowed":false/, name)
+    t.match(r.body, body, `${name}: answer`)
+    const stale = /serviceaccount_lookups_total\{source="stale",result="found"\} 1\n/.test(await metrics())
+    t.equal(stale, allowed, `${name}: counted as a stale answer or not`)
+    t.equal(await kill(p), 0)
+  }
 })
 
 t.test('API over TLS with a token and a pinned CA; probes and metrics sharing one port', async t => {
