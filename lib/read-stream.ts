@@ -16,8 +16,11 @@ export interface ReadBounds {
   readonly count?: (bytes: number) => void
   /** The stream must end within this many ms of the call; otherwise the read ends with BODY_TIMEOUT, paused. */
   readonly timeoutMs?: number
-  /** Aborting it ends the read with the signal's reason, the stream paused (a shared budget reclaiming bytes). */
-  readonly signal?: AbortSignal
+  /**
+   * Given, once, at the start of the read, the function that ends it early with a reason, the stream paused (a
+   * shared budget reclaiming bytes); calling it after the read has settled does nothing.
+   */
+  readonly onStart?: (stop: (reason: unknown) => void) => void
 }
 
 const noBounds: ReadBounds = {}
@@ -28,26 +31,28 @@ const noBounds: ReadBounds = {}
  * case) is decoded as it is; from the second chunk on, chunks are copied into one growing buffer and let go at
  * once: holding them would cost hundreds of bytes of bookkeeping per chunk, which a client sending one byte at a
  * time could turn into gigabytes under the byte limit. A stream error, or a stream destroyed before its end,
- * rejects with `failureCode`. At most one timer and one abort listener per read, let go when the read ends.
+ * rejects with `failureCode`. At most one timer per read, cleared when the read ends.
  */
 export const readStream = (
   stream: Readable, limit: number, what: string, failureCode: ErrorCode, bounds = noBounds,
 ): Promise<string> =>
   new Promise((resolve, reject) => {
-    const { count, timeoutMs, signal } = bounds
+    const { count, timeoutMs, onStart } = bounds
     let first: Buffer | undefined
     let buffer: Buffer | undefined
     let size = 0
     let timer: NodeJS.Timeout | undefined
+    let settled = false
     const cleanup = (): void => {
+      settled = true
       clearTimeout(timer)
       stream.off('data', onData)
       stream.off('end', onEnd)
       stream.off('error', onError)
       stream.off('close', onClose)
-      signal?.removeEventListener('abort', onAbort)
     }
     const stop = (e: unknown): void => {
+      if (settled) return
       cleanup()
       stream.pause()
       reject(e)
@@ -89,12 +94,11 @@ export const readStream = (
       cleanup()
       reject(new WebhookError(failureCode, `${what} could not be read`))
     }
-    const onAbort = (): void => stop(signal?.reason)
     stream.on('data', onData)
     stream.on('end', onEnd)
     stream.on('error', onError)
     stream.on('close', onClose)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    onStart?.(stop)
     if (timeoutMs !== undefined) {
       const late = (): void => stop(new WebhookError('BODY_TIMEOUT', `${what} did not arrive in full within ${timeoutMs} ms`))
       timer = setTimeout(late, timeoutMs)
