@@ -27,7 +27,7 @@ export type ErrorCode =
   | 'USAGE'
   /** A file given on the command line or by configuration cannot be read or parsed. */
   | 'BAD_INPUT_FILE'
-  /** TLS certificate or key missing, unreadable, not a pair, refused by the TLS loader, or (on reload) not valid now. */
+  /** TLS certificate or key missing, unreadable, not a pair, refused by the TLS loader, or (reload) not valid now. */
   | 'TLS'
   /** A Kubernetes API request failed. */
   | 'KUBE_API'

@@ -100,7 +100,8 @@ export const readStream = (
     stream.on('close', onClose)
     onStart?.(stop)
     if (timeoutMs !== undefined) {
-      const late = (): void => stop(new WebhookError('BODY_TIMEOUT', `${what} did not arrive in full within ${timeoutMs} ms`))
+      const why = `${what} did not arrive in full within ${timeoutMs} ms`
+      const late = (): void => stop(new WebhookError('BODY_TIMEOUT', why))
       timer = setTimeout(late, timeoutMs)
     }
   })

@@ -93,7 +93,7 @@ t.test('a stream not ended within timeoutMs rejects with BODY_TIMEOUT; the one t
   }
 })
 
-t.test('the stop given at the start ends the read with its reason, the stream paused; after settling it does nothing', async t => {
+t.test('the stop given at the start ends the read, the stream paused; after settling it does nothing', async t => {
   const s = new PassThrough()
   let stop: ((reason: unknown) => void) | undefined
   const p = readStream(s, 100, 'the body', 'BAD_REVIEW', { onStart: f => (stop = f) })
