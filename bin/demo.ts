@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger } from '../lib/log.js'
-import { parseServeArgs } from '../lib/serve-config.js'
-import { startWebhook } from '../lib/serve-command.js'
+import { parseServeArgs } from '../lib/cli/serve-config.js'
+import { startWebhook } from '../lib/cli/serve-command.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'stackit-pod-identity-webhook-demo-'))

@@ -2,7 +2,7 @@
 /** Entry point: wires the process edges into the CLI and exits with its code. */
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { main } from '../lib/cli.js'
+import { main } from '../lib/cli/cli.js'
 import { batchedWriter } from '../lib/log.js'
 import { readStream } from '../lib/read-stream.js'
 

@@ -4,7 +4,7 @@
  * All log lines (JSON, one per line) go to stdout, errors included: it is the Job's only output, and one stream
  * keeps the lines in order for `kubectl logs` and `| jq`.
  */
-import { runExampleApp } from '../lib/example-app.js'
+import { runExampleApp } from '../lib/workload-identity/example-app.js'
 import { createLogger } from '../lib/log.js'
 
 process.exitCode = await runExampleApp({

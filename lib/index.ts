@@ -3,21 +3,21 @@
  */
 
 // Workload identity client: exchange the injected Kubernetes token for a STACKIT access token.
-export { WorkloadIdentityClient, refreshMarginMs, workloadJwtAssertionType } from './workload-identity-client.js'
-export type { WorkloadIdentityClientOptions } from './workload-identity-client.js'
-export { defaultFederatedTokenFile, resolveWorkloadIdentityConfig } from './workload-identity-config.js'
-export type { Env, WorkloadIdentityConfig, WorkloadIdentityOptions } from './workload-identity-config.js'
+export { WorkloadIdentityClient, refreshMarginMs, workloadJwtAssertionType } from './workload-identity/workload-identity-client.js'
+export type { WorkloadIdentityClientOptions } from './workload-identity/workload-identity-client.js'
+export { defaultFederatedTokenFile, resolveWorkloadIdentityConfig } from './workload-identity/workload-identity-config.js'
+export type { Env, WorkloadIdentityConfig, WorkloadIdentityOptions } from './workload-identity/workload-identity-config.js'
 
 // Errors: every failure carries one code from a closed set.
 export { WebhookError, isWebhookError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 
 // The webhook's pure core, for tools that want to mutate Pods the way the webhook does.
-export { admit, decidePod, parseReview, podOptOutDecision, reviewPod } from './admission-review.js'
-export type { Admission, PodDecision, ReviewSummary } from './admission-review.js'
-export { resolveIdentity } from './identity-config.js'
-export type { IdentityConfig, IdentityDecision } from './identity-config.js'
-export { mutatePod } from './mutate-pod.js'
-export { StaticServiceAccountSource, serviceAccountsFromDocument } from './serviceaccount.js'
-export type { ServiceAccount, ServiceAccountSource } from './serviceaccount.js'
-export { annotationPrefix, envNames, keys, volumeName } from './annotations.js'
+export { admit, decidePod, parseReview, podOptOutDecision, reviewPod } from './admission/admission-review.js'
+export type { Admission, PodDecision, ReviewSummary } from './admission/admission-review.js'
+export { resolveIdentity } from './admission/identity-config.js'
+export type { IdentityConfig, IdentityDecision } from './admission/identity-config.js'
+export { mutatePod } from './admission/mutate-pod.js'
+export { StaticServiceAccountSource, serviceAccountsFromDocument } from './admission/serviceaccount.js'
+export type { ServiceAccount, ServiceAccountSource } from './admission/serviceaccount.js'
+export { annotationPrefix, envNames, keys, volumeName } from './names.js'

@@ -2,11 +2,11 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { readFileSync, existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { request } from './helpers/webhook-client.js'
+import { distBin } from './helpers/paths.js'
 
 t.test('prints a copy-pasteable curl whose target answers with a patch', async t => {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/demo.js', import.meta.url))])
+  const child = spawn(process.execPath, [distBin('demo')])
   let out = ''
   child.stdout.on('data', (d: Buffer) => (out += d))
   const exited = new Promise<number | null>(r => child.on('exit', code => r(code)))

@@ -7,16 +7,16 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { admissionPaths } from '../lib/admission-handler.js'
-import { keys } from '../lib/annotations.js'
-import { parseServeArgs, serveFlags, type ServeConfig } from '../lib/serve-config.js'
+import { admissionPaths } from '../lib/server/admission-handler.js'
+import { keys } from '../lib/names.js'
+import { parseServeArgs, serveFlags, type ServeConfig } from '../lib/cli/serve-config.js'
 import {
   arr, at, isObj, loadManifests, ofKind, repoRoot, selects, str, strMap, theOne, yamlFiles,
   type ManifestDoc,
 } from './helpers/manifests.js'
+import { distBin } from './helpers/paths.js'
 
-const bin = fileURLToPath(new URL('../bin/stackit-pod-identity-webhook.js', import.meta.url))
+const bin = distBin('stackit-pod-identity-webhook')
 const docs = await loadManifests()
 
 const namespace = theOne(docs, 'Namespace')

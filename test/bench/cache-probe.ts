@@ -14,9 +14,9 @@
  */
 import http from 'node:http'
 import v8 from 'node:v8'
-import { KubeClient } from '../../lib/kube-client.js'
-import { ServiceAccountCache } from '../../lib/serviceaccount-cache.js'
-import { accepts, serviceAccountsPath } from '../../lib/serviceaccount-api.js'
+import { KubeClient } from '../../lib/kube/kube-client.js'
+import { ServiceAccountCache } from '../../lib/kube/serviceaccount-cache.js'
+import { accepts, serviceAccountsPath } from '../../lib/kube/serviceaccount-api.js'
 
 /** Figures of one probe run. */
 export interface CacheProbeResult {

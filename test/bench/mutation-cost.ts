@@ -8,7 +8,7 @@
  * measurement has a process to itself.
  */
 import { pathToFileURL } from 'node:url'
-import { decidePod, parseReview, reviewResponse, serviceAccountName } from '../../lib/admission-review.js'
+import { decidePod, parseReview, reviewResponse, serviceAccountName } from '../../lib/admission/admission-review.js'
 import { own, type JsonObject } from '../../lib/json.js'
 import { median, reviewWithContainers, typicalReviewText, typicalServiceAccount } from './workloads.js'
 

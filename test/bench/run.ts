@@ -17,13 +17,14 @@ import { fileURLToPath } from 'node:url'
 import { imageNodeFlags } from '../helpers/image-entrypoint.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 import { FakeApiServer } from '../helpers/fake-api-server.js'
+import { distBin } from '../helpers/paths.js'
 import type { CacheProbeResult } from './cache-probe.js'
 import type { LoadRequest, LoadResult } from './load.js'
 import type { MutationRow } from './mutation-cost.js'
 import { clusterServiceAccounts, median, serviceAccountFixture, typicalReviewText } from './workloads.js'
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
-const webhookBin = here('../../bin/stackit-pod-identity-webhook.js')
+const webhookBin = distBin('stackit-pod-identity-webhook')
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')

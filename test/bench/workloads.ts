@@ -4,14 +4,14 @@
  */
 import { readFileSync } from 'node:fs'
 import type { FakeServiceAccount } from '../helpers/fake-api-server.js'
-import type { ServiceAccount } from '../../lib/serviceaccount.js'
+import type { ServiceAccount } from '../../lib/admission/serviceaccount.js'
+import { fixturePath } from '../helpers/paths.js'
 
-const fixtures = new URL('../../../test/fixtures/', import.meta.url)
 const emailAnnotation = 'workload-identity.stackit.cloud/service-account-email'
 
 /** The typical review (a Deployment-made Pod) as the API server sends it: compact JSON. */
 export const typicalReviewText = (): string =>
-  JSON.stringify(JSON.parse(readFileSync(new URL('admission-review-deployment-pod.json', fixtures), 'utf8')))
+  JSON.stringify(JSON.parse(readFileSync(fixturePath('admission-review-deployment-pod.json'), 'utf8')))
 
 /** The ServiceAccount the typical review runs as, annotated like the fixture file. */
 export const typicalServiceAccount: ServiceAccount = {
@@ -21,7 +21,7 @@ export const typicalServiceAccount: ServiceAccount = {
 }
 
 /** Path of the ServiceAccount fixture that `serve --service-account` reads in offline mode. */
-export const serviceAccountFixture = new URL('serviceaccounts.json', fixtures).pathname
+export const serviceAccountFixture = fixturePath('serviceaccounts.json')
 
 /**
  * The typical review with `count` copies of its main container (named c0, c1, …) and no init container, so

@@ -6,7 +6,7 @@
 import { constants } from 'node:fs'
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { repoPath } from '../helpers/paths.js'
 
 /** Absolute paths of the two programs a test cluster needs. */
 export interface E2eBinaries {
@@ -14,8 +14,8 @@ export interface E2eBinaries {
   readonly etcd: string
 }
 
-/** Where build.sh leaves its output; this file is compiled to dist/test/e2e/, three levels below the root. */
-export const cacheBinDir = fileURLToPath(new URL('../../../test/e2e/.cache/bin/', import.meta.url))
+/** Where build.sh leaves its output. */
+export const cacheBinDir = repoPath('test', 'e2e', '.cache', 'bin')
 
 const pick = (
   env: Readonly<Record<string, string | undefined>>,

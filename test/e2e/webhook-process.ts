@@ -6,14 +6,14 @@
 import type { ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import http from 'node:http'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isObject, own } from '../../lib/json.js'
 import { logTail, startProcess, stopProcess } from './processes.js'
 import { imageNodeFlags } from '../helpers/image-entrypoint.js'
+import { distBin } from '../helpers/paths.js'
 
-/** The CLI as built by `tsc -p .`; this file is compiled to dist/test/e2e/. */
-export const webhookBin = fileURLToPath(new URL('../../bin/stackit-pod-identity-webhook.js', import.meta.url))
+/** The CLI as built by `tsc -p .`. */
+export const webhookBin = distBin('stackit-pod-identity-webhook')
 
 /** How to start one webhook process. */
 export interface WebhookProcessOptions {

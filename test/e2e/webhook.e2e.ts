@@ -8,14 +8,14 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises'
 import { connect } from 'node:tls'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { defaults, envNames, keys, volumeName } from '../../lib/annotations.js'
+import { defaults, envNames, keys, volumeName } from '../../lib/names.js'
 import { isObject, isString, own } from '../../lib/json.js'
 import type { JsonObject } from '../../lib/json.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 import type { CertFiles } from '../helpers/certs.js'
+import { fixturePath } from '../helpers/paths.js'
 import { startCluster } from './cluster.js'
 import { loadBaseManifests, pointAtLoopback } from './base-manifests.js'
 import { KubeRestError } from './kube-rest.js'
@@ -109,7 +109,7 @@ t.teardown(() => webhook.stop())
 await api.apply([pointAtLoopback(baseWebhookConfig, webhook.admissionPort, webhookCaBundle)])
 
 // --- objects the cases use -----------------------------------------------------------------------------------
-const referenceDir = fileURLToPath(new URL('../../../test/fixtures/reference/', import.meta.url))
+const referenceDir = fixturePath('reference')
 const readJson = async (file: string): Promise<JsonObject> => {
   const parsed: unknown = JSON.parse(await readFile(join(referenceDir, file), 'utf8'))
   if (!isObject(parsed)) throw new Error(`${file} is not a JSON object`)

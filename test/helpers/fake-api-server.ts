@@ -10,6 +10,8 @@ import https from 'node:https'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { fixturePath } from './paths.js'
 
 /** A ServiceAccount as tests describe it. */
 export interface FakeServiceAccount {
@@ -54,7 +56,7 @@ interface Watcher {
   bookmarks: boolean
 }
 
-const tlsDir = new URL('../../../test/fixtures/kube-api-tls/', import.meta.url)
+const tlsDir = fixturePath('kube-api-tls')
 
 const status = (code: number, reason: string, message: string): string =>
   JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code })
@@ -111,7 +113,7 @@ export class FakeApiServer {
   /** Listens on an ephemeral loopback port, over TLS (fixture certificate for 127.0.0.1) when `tls` is true. */
   static async start(options: { tls?: boolean } = {}): Promise<FakeApiServer> {
     const server = options.tls
-      ? https.createServer({ key: readFileSync(new URL('server.key', tlsDir)), cert: readFileSync(new URL('server.crt', tlsDir)) })
+      ? https.createServer({ key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) })
       : http.createServer()
     const fake = new FakeApiServer(server)
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -121,7 +123,7 @@ export class FakeApiServer {
 
   /** Path of a fixture file under test/fixtures/kube-api-tls (`ca.crt`, `other-ca.crt`). */
   static tlsFile(name: string): string {
-    return new URL(name, tlsDir).pathname
+    return join(tlsDir, name)
   }
 
   /** The current resourceVersion. */

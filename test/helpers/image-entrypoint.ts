@@ -3,8 +3,9 @@
  * run the webhook process exactly as production does.
  */
 import { readFileSync } from 'node:fs'
+import { repoPath } from './paths.js'
 
-const dockerfile = new URL('../../../Dockerfile', import.meta.url)
+const dockerfile = repoPath('Dockerfile')
 
 /** The ENTRYPOINT array of the Dockerfile's final stage. */
 export const imageEntrypoint = (): string[] => {

@@ -5,11 +5,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
+import { repoRoot } from './paths.js'
 
-/** The repository root (this file runs as dist/test/helpers/manifests.js). */
-export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+/** The repository root. */
+export { repoRoot }
 
 /** The manifests directory. */
 export const manifestsDir = join(repoRoot, 'manifests')

@@ -6,10 +6,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import https from 'node:https'
 import http from 'node:http'
 import tls from 'node:tls'
-import { fileURLToPath } from 'node:url'
+import { distBin } from './paths.js'
 
 /** The built CLI. */
-export const binPath = fileURLToPath(new URL('../../bin/stackit-pod-identity-webhook.js', import.meta.url))
+export const binPath = distBin('stackit-pod-identity-webhook')
 
 /** A response as tests look at it. */
 export interface Reply {

@@ -1,0 +1,253 @@
+/**
+ * Turns a ServiceAccount's annotations (and the Pod's own keys) into the identity configuration to inject.
+ * Pure: a function of its arguments, no I/O, no clock. Every broken annotation is reported, together, in one
+ * INVALID_ANNOTATION error whose message names the annotation, its value and the rule. An empty value counts as
+ * an absent one, with a warning. Nothing is denied for a Pod that gets no identity.
+ */
+import path from 'node:path'
+import { WebhookError } from '../errors.js'
+import { annotationPrefix, defaults, envNames, keys, tokenExpirationBounds } from '../names.js'
+import { emptyAnnotations, type ServiceAccount } from './serviceaccount.js'
+
+/** One environment variable to inject. */
+export interface EnvVar {
+  readonly name: string
+  readonly value: string
+}
+
+/** What the mutation injects for one Pod. */
+export interface IdentityConfig {
+  readonly email: string
+  readonly audience: string
+  readonly expirationSeconds: number
+  /** Directory the token volume is mounted at. */
+  readonly mountPath: string
+  /** File name of the token inside {@link mountPath}. */
+  readonly tokenPath: string
+  /** Variables in injection order; STACKIT_SERVICE_ACCOUNT_EMAIL first. */
+  readonly env: readonly EnvVar[]
+}
+
+/**
+ * The outcome of reading the annotations: inject this configuration, or leave the Pod alone and why. The warnings
+ * (empty values, an ignored skip value) are not yet cut to a header's length; the review does that.
+ */
+export type IdentityDecision =
+  | { readonly kind: 'inject'; readonly config: IdentityConfig; readonly warnings: readonly string[] }
+  | { readonly kind: 'skip'; readonly reason: string; readonly warnings: readonly string[] }
+
+const maxShownValue = 80
+
+/**
+ * A value as shown in a denial or warning: JSON-quoted (so spaces and control characters are visible), bounded.
+ * JSON leaves DEL and the C1 controls raw, so those are escaped as well.
+ */
+export const showValue = (v: string): string =>
+  JSON.stringify(v.length > maxShownValue ? `${v.slice(0, maxShownValue)}…` : v)
+    .replace(/[\u007f-\u009f]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+
+// Unicode's control characters (C0, DEL, C1). None may reach an env value or a token field: a TAB or newline in a
+// URL even passes the URL parser, which strips them, while the raw value would be injected.
+const controlCharacter = /\p{Cc}/u
+const noControlRule = 'must not contain control characters (such as a tab or a newline)'
+
+// A plain addr-spec: RFC 5322 dot-atom local part, DNS host name with at least one dot. No display name,
+// no quoting, no comments, no whitespace: STACKIT service account e-mails are machine-made.
+const atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+const label = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+const emailPattern = new RegExp(`^${atom}(?:\\.${atom})*@${label}(?:\\.${label})+$`)
+
+/** True for a plain e-mail address such as `name-1a2b@sa.stackit.cloud`. */
+export const isPlainEmail = (v: string): boolean => v.length <= 254 && emailPattern.test(v)
+
+/** Parses a strict boolean label/annotation value; undefined when it is neither. */
+export const parseBoolean = (v: string): boolean | undefined => {
+  const lower = v.toLowerCase()
+  return lower === 'true' ? true : lower === 'false' ? false : undefined
+}
+
+/** Parses a whole decimal number within [min, max]; undefined otherwise. */
+const parseIntegerIn = (v: string, min: number, max: number): number | undefined => {
+  if (!/^[0-9]{1,16}$/.test(v)) return undefined
+  const n = Number(v)
+  return n >= min && n <= max ? n : undefined
+}
+
+/** Rule text and parser for the token expiration, shared by the ServiceAccount and the Pod override. */
+const expirationRule = `must be a whole number of seconds from ${tokenExpirationBounds.min} to ${tokenExpirationBounds.max} (Kubernetes' limits for a projected token)`
+const parseExpiration = (v: string): number | undefined =>
+  parseIntegerIn(v, tokenExpirationBounds.min, tokenExpirationBounds.max)
+
+const isHttpsUrl = (v: string): boolean => {
+  if (v.trim() !== v || v === '') return false
+  try {
+    const u = new URL(v)
+    return u.protocol === 'https:' && u.hostname !== '' && u.username === '' && u.password === ''
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Why a federated-token-file value is unusable, or undefined when it is fine. Its directory becomes a volumeMount
+ * mountPath, its file name the projected serviceAccountToken path, so both must pass Kubernetes' validation
+ * (pkg/apis/core/validation): a mountPath must be non-empty and unique in its container; a projected token path
+ * must be non-empty and relative, have no ".." element, and not start with ".." (the kubelet keeps its own
+ * "..data" and "..<timestamp>" entries in a projected volume). The absolute, normalised form asked here is
+ * stricter than the mountPath rule and yields a non-empty, relative file name, so only the ".." prefix is left
+ * to check; the uniqueness of the mount in each container is the mutation's check.
+ */
+export const tokenFileProblem = (v: string): string | undefined => {
+  if (!path.posix.isAbsolute(v)) return 'must be an absolute path such as /var/run/secrets/stackit.cloud/serviceaccount/token'
+  if (v.split('/').includes('..')) return 'must not contain ".." elements'
+  if (/[\0\s:]/.test(v)) return 'must not contain whitespace, ":" or NUL characters'
+  if (path.posix.normalize(v) !== v || v.endsWith('/')) return 'must be normalised (no "//", "/./" or trailing "/") and end in a file name'
+  if (path.posix.dirname(v) === '/') return 'must be inside a directory, not directly in "/" (the directory becomes the mount path)'
+  if (path.posix.basename(v).startsWith('..')) {
+    return 'must not name a file that starts with ".." (Kubernetes reserves such names in a projected volume)'
+  }
+  return undefined
+}
+
+/** Kubernetes-style object reference for messages. */
+const saRef = (sa: ServiceAccount): string => `ServiceAccount ${sa.namespace}/${sa.name}`
+
+/** A key as warnings name it: without the common prefix, so the warning fits a header. */
+const shortKey = (key: string): string => key.slice(annotationPrefix.length)
+
+const emptyWarning = (owner: string, kind: string, key: string): string =>
+  `${owner} ${kind} ${shortKey(key)} is empty: treated as absent`
+
+/**
+ * Reads the workload identity of a Pod from its ServiceAccount's annotations and the Pod's own keys: the skip
+ * label or annotation, the token expiration override and (for its warning only) skip-containers. A Pod skip value
+ * other than true/false is judged only when the ServiceAccount would give the Pod an identity: then the Pod is
+ * denied, otherwise it is left alone with a warning. Throws INVALID_ANNOTATION naming every broken value.
+ */
+export const resolveIdentity = (
+  sa: ServiceAccount,
+  podAnnotations: ReadonlyMap<string, string>,
+  podLabels: ReadonlyMap<string, string> = emptyAnnotations,
+): IdentityDecision => {
+  const a = sa.annotations
+  const owner = saRef(sa)
+  const problems: string[] = []
+  const warnings: string[] = []
+  const bad = (who: string, key: string, value: string, rule: string, kind = 'annotation'): undefined => {
+    problems.push(`${who} ${kind} ${key}=${showValue(value)} ${rule}`)
+    return undefined
+  }
+  /** An annotation's value: undefined when absent or empty (with a warning) or holding a control character. */
+  const read = (map: ReadonlyMap<string, string>, who: string, key: string): string | undefined => {
+    const v = map.get(key)
+    if (v === '') warnings.push(emptyWarning(who, 'annotation', key))
+    else if (v !== undefined && controlCharacter.test(v)) bad(who, key, v, noControlRule)
+    else return v
+    return undefined
+  }
+
+  const malformedPodSkip: (readonly [kind: string, value: string])[] = []
+  for (const [kind, map] of [['label', podLabels], ['annotation', podAnnotations]] as const) {
+    const v = map.get(keys.skip)
+    if (v === undefined) continue
+    const b = parseBoolean(v)
+    if (v === '') warnings.push(emptyWarning('Pod', kind, keys.skip))
+    else if (b === true) return { kind: 'skip', reason: 'Pod opted out', warnings: [] }
+    else if (b === undefined) malformedPodSkip.push([kind, v])
+  }
+  const leftAlone = (reason: string): IdentityDecision => {
+    for (const [kind, v] of malformedPodSkip) {
+      const shown = `${shortKey(keys.skip)}=${showValue(v)}`
+      warnings.push(`Pod ${kind} ${shown} ignored: not "true" or "false", and no identity applies`)
+    }
+    return { kind: 'skip', reason, warnings }
+  }
+
+  // Without the e-mail annotation the ServiceAccount is not ours: nothing else on it is read or judged.
+  const emailValue = a.get(keys.email)
+  if (emailValue === undefined) return leftAlone('ServiceAccount has no service-account-email annotation')
+  if (emailValue === '') {
+    warnings.push(emptyWarning(owner, 'annotation', keys.email))
+    return leftAlone('ServiceAccount has an empty service-account-email annotation')
+  }
+  const skip = a.get(keys.skip)
+  if (skip === '') warnings.push(emptyWarning(owner, 'annotation', keys.skip))
+  else if (skip !== undefined) {
+    const b = parseBoolean(skip)
+    if (b === undefined) bad(owner, keys.skip, skip, 'must be "true" or "false"')
+    else if (b) return leftAlone('ServiceAccount opted out')
+  }
+  const email = read(a, owner, keys.email)
+  if (email !== undefined && !isPlainEmail(email)) {
+    bad(owner, keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
+  }
+
+  const audienceValue = read(a, owner, keys.audience)
+  const audience = audienceValue === undefined ? defaults.audience
+    : audienceValue.trim() !== '' && audienceValue.trim() === audienceValue ? audienceValue
+      : bad(owner, keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
+
+  const saExpirationValue = read(a, owner, keys.tokenExpiration)
+  const saExpiration = saExpirationValue === undefined ? defaults.tokenExpirationSeconds
+    : parseExpiration(saExpirationValue) ?? bad(owner, keys.tokenExpiration, saExpirationValue, expirationRule)
+  const podExpirationValue = read(podAnnotations, 'Pod', keys.tokenExpiration)
+  const expiration = podExpirationValue === undefined ? saExpiration
+    : parseExpiration(podExpirationValue) ?? bad('Pod', keys.tokenExpiration, podExpirationValue, expirationRule)
+
+  const env: EnvVar[] = []
+  const idpExpirationValue = read(a, owner, keys.idpTokenExpiration)
+  if (idpExpirationValue !== undefined) {
+    const n = parseIntegerIn(idpExpirationValue, 1, Number.MAX_SAFE_INTEGER)
+    if (n === undefined) bad(owner, keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
+    else env.push({ name: envNames.idpTokenExpiration, value: String(n) })
+  }
+  const endpoint = read(a, owner, keys.idpTokenEndpoint)
+  if (endpoint !== undefined) {
+    if (!isHttpsUrl(endpoint)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
+    else env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
+  }
+  let mountPath: string = defaults.mountPath
+  let tokenPath: string = defaults.tokenPath
+  const tokenFile = read(a, owner, keys.federatedTokenFile)
+  if (tokenFile !== undefined) {
+    const problem = tokenFileProblem(tokenFile)
+    if (problem !== undefined) bad(owner, keys.federatedTokenFile, tokenFile, problem)
+    else {
+      mountPath = path.posix.dirname(tokenFile)
+      tokenPath = path.posix.basename(tokenFile)
+      env.push({ name: envNames.federatedTokenFile, value: tokenFile })
+    }
+  }
+  if (podAnnotations.get(keys.skipContainers) === '') {
+    warnings.push(emptyWarning('Pod', 'annotation', keys.skipContainers))
+  }
+  // An identity applies, so a skip value that is neither true nor false may mean "leave me alone": do not guess.
+  for (const [kind, v] of malformedPodSkip) bad('Pod', keys.skip, v, 'must be "true" or "false"', kind)
+
+  if (problems.length > 0 || email === undefined || audience === undefined || expiration === undefined) {
+    throw new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`)
+  }
+  return {
+    kind: 'inject',
+    config: {
+      email,
+      audience,
+      expirationSeconds: expiration,
+      mountPath,
+      tokenPath,
+      env: [{ name: envNames.email, value: email }, ...env],
+    },
+    warnings,
+  }
+}
+
+/**
+ * Whether the Pod itself opts out, by label or annotation `skip-pod-identity-webhook: "true"` (case ignored).
+ * Any other value does not: it is judged by {@link resolveIdentity} once the ServiceAccount is known.
+ */
+export const podOptsOut = (labels: ReadonlyMap<string, string>, annotations: ReadonlyMap<string, string>): boolean =>
+  parseBoolean(labels.get(keys.skip) ?? '') === true || parseBoolean(annotations.get(keys.skip) ?? '') === true
+
+/** Container names listed in the Pod annotation `skip-containers` ("a, b"), trimmed, empties dropped. */
+export const skippedContainers = (annotations: ReadonlyMap<string, string>): ReadonlySet<string> =>
+  new Set((annotations.get(keys.skipContainers) ?? '').split(',').map(s => s.trim()).filter(s => s !== ''))

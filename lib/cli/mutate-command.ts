@@ -1,0 +1,102 @@
+/**
+ * `stackit-pod-identity-webhook mutate`: the admission logic on stdin/stdout, for fixtures and debugging.
+ * All I/O goes through the {@link CommandIO} passed in.
+ */
+import { WebhookError, isWebhookError } from '../errors.js'
+import { isObject, isString, own, parseJson } from '../json.js'
+import { admit, parseReview, reviewPod } from '../admission/admission-review.js'
+import { parseArgs } from './cli-args.js'
+import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/serviceaccount.js'
+
+/** The process edges a command uses; tests pass in-memory versions. */
+export interface CommandIO {
+  /** All of standard input as text. */
+  readStdin(): Promise<string>
+  /** A file's text; rejects when it cannot be read. */
+  readFile(path: string): Promise<string>
+  stdout(text: string): void
+  stderr(text: string): void
+}
+
+/** Exit codes of the CLI. */
+export const exitCodes = { allowed: 0, denied: 1, usage: 2 } as const
+
+export const mutateHelp = `Usage: stackit-pod-identity-webhook mutate [--service-account FILE]... [--namespace NS] < INPUT
+
+Runs the webhook's admission logic once, offline, on standard input.
+
+INPUT is either
+  an AdmissionReview (JSON)  → prints the AdmissionReview with its response (patch base64-encoded)
+  a Pod (JSON)               → prints the mutated Pod (unchanged when skipped)
+
+Options:
+  --service-account FILE  JSON file with a ServiceAccount or a List of them (kubectl get sa -A -o json).
+                          Repeatable. A ServiceAccount without metadata.namespace is in "default".
+  --namespace NS          namespace of a bare Pod without metadata.namespace (default: "default")
+  --help                  show this help
+
+Exit codes:
+  0  allowed (mutated or skipped)
+  1  denied (the reason is printed on stderr; an AdmissionReview also carries it in response.status)
+  2  unusable input or usage (message on stderr, nothing on stdout)
+`
+
+/** Prints a document; one nested deeper than the serialiser's stack allows is unusable input, not a crash. */
+const printJson = (io: CommandIO, doc: unknown): void => {
+  let text: string
+  try {
+    text = JSON.stringify(doc, null, 2)
+  } catch {
+    throw new WebhookError('BAD_INPUT_FILE', 'standard input is nested too deeply to be printed back')
+  }
+  io.stdout(text + '\n')
+}
+
+const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
+  for (const w of warnings) io.stderr(`warning: ${String(w)}\n`)
+}
+
+/** Runs `mutate` with its arguments (after the subcommand name); resolves to the exit code. */
+export const runMutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
+  try {
+    const args = parseArgs(argv, { 'service-account': { kind: 'list' }, namespace: { kind: 'string' }, help: { kind: 'boolean' } }, 'stackit-pod-identity-webhook mutate')
+    if (args.booleans.has('help')) {
+      io.stdout(mutateHelp)
+      return exitCodes.allowed
+    }
+    if (args.positional.length > 0) throw new WebhookError('USAGE', `mutate: unexpected argument ${JSON.stringify(args.positional[0])}; the input is read from stdin (see --help)`)
+    const source = new StaticServiceAccountSource(await loadServiceAccountFiles(args.lists.get('service-account') ?? [], io.readFile))
+    const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
+    const kind = isObject(input) ? own(input, 'kind') : undefined
+
+    if (kind === 'AdmissionReview') {
+      const { response, decision } = await admit(parseReview(input), source)
+      printWarnings(io, decision.warnings)
+      printJson(io, JSON.parse(response))
+      if (decision.outcome !== 'denied') return exitCodes.allowed
+      io.stderr(`denied: ${decision.error.message}\n`)
+      return exitCodes.denied
+    }
+    if (kind === 'Pod' && isObject(input)) {
+      const meta = own(input, 'metadata')
+      const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
+      const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.strings.get('namespace') ?? 'default'
+      const decision = await reviewPod(input, namespace, source)
+      printWarnings(io, decision.warnings)
+      if (decision.outcome === 'denied') {
+        // A Pod that is not Pod-shaped is unusable input, not a policy decision.
+        if (decision.error.code === 'BAD_POD') throw decision.error
+        io.stderr(`denied: ${decision.error.message}\n`)
+        return exitCodes.denied
+      }
+      printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
+      return exitCodes.allowed
+    }
+    throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${JSON.stringify(isString(kind) ? kind.slice(0, 40) : null)}`)
+  } catch (e) {
+    /* c8 ignore next -- a non-WebhookError here is a bug; let it crash loudly with its stack */
+    if (!isWebhookError(e)) throw e
+    io.stderr(`error: ${e.message}\n`)
+    return exitCodes.usage
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Where the workload identity client gets its three inputs: an explicit option wins, else the environment
+ * variable the webhook injects, else the STACKIT SDK's default. Pure: the environment is an argument.
+ * An empty value counts as unset, as in the STACKIT Go SDK.
+ */
+import { WebhookError } from '../errors.js'
+import { defaults, envNames } from '../names.js'
+
+/** An environment to read from (`process.env` or a test's plain object). */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Explicit settings; each one overrides its environment variable. */
+export interface WorkloadIdentityOptions {
+  /** STACKIT service account e-mail, sent as `client_id`. Else `STACKIT_SERVICE_ACCOUNT_EMAIL` (required). */
+  readonly serviceAccountEmail?: string
+  /** Path of the projected Kubernetes token. Else `STACKIT_FEDERATED_TOKEN_FILE`, else the injected default path. */
+  readonly federatedTokenFile?: string
+  /**
+   * Token endpoint URL. Else `STACKIT_IDP_TOKEN_ENDPOINT`, else `https://accounts.stackit.cloud/oauth/v2/token`.
+   * Must be `https:`; only this option may name an `http:` URL (loopback tests), never the environment.
+   */
+  readonly tokenEndpoint?: string
+}
+
+/** The resolved configuration, each value with where it came from (for error messages). */
+export interface WorkloadIdentityConfig {
+  readonly serviceAccountEmail: string
+  readonly federatedTokenFile: string
+  /** `option federatedTokenFile`, the variable name, or `default`. */
+  readonly federatedTokenFileSource: string
+  readonly tokenEndpoint: URL
+}
+
+/** The SDK's default token path: the webhook's default mount path plus its default file name. */
+export const defaultFederatedTokenFile = `${defaults.mountPath}/${defaults.tokenPath}`
+
+interface Picked {
+  readonly value: string
+  readonly source: string
+  readonly fromOption: boolean
+}
+
+/** An environment variable's value; empty counts as unset. */
+export const envValue = (env: Env, name: string): string | undefined => {
+  const v = env[name]
+  return v === undefined || v === '' ? undefined : v
+}
+
+const pick = (option: string | undefined, optionName: string, env: Env, envName: string): Picked | undefined => {
+  if (option !== undefined && option !== '') return { value: option, source: `option ${optionName}`, fromOption: true }
+  const fromEnv = envValue(env, envName)
+  return fromEnv === undefined ? undefined : { value: fromEnv, source: envName, fromOption: false }
+}
+
+/**
+ * Parses the URL of an endpoint that will receive a credential (the token assertion, an access token): the URL,
+ * or why it is unusable (without quoting any user name or password it holds).
+ */
+export const credentialEndpoint = (value: string, fromOption: boolean): URL | string => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return `is not a URL: ${JSON.stringify(value.slice(0, 100))}`
+  }
+  // Credentials in the URL would be sent along and could end up in error messages: refuse them, unquoted.
+  if (url.username !== '' || url.password !== '') return 'must not contain user name or password'
+  // Only over TLS, except to an http: endpoint a program chose itself.
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && fromOption)) return url
+  return `must be an https: URL, got ${JSON.stringify(url.protocol)}`
+}
+
+const parseEndpoint = (picked: Picked): URL => {
+  const url = credentialEndpoint(picked.value, picked.fromOption)
+  if (typeof url === 'string') throw new WebhookError('CONFIG', `token endpoint from ${picked.source} ${url}`)
+  return url
+}
+
+/** Resolves options and environment into a configuration; throws a CONFIG error naming the missing or bad input. */
+export const resolveWorkloadIdentityConfig = (options: WorkloadIdentityOptions, env: Env): WorkloadIdentityConfig => {
+  const email = pick(options.serviceAccountEmail, 'serviceAccountEmail', env, envNames.email)
+  if (email === undefined) {
+    throw new WebhookError(
+      'CONFIG',
+      `${envNames.email} is not set: the STACKIT service account e-mail is required (is the Pod's ServiceAccount annotated, and was the Pod created after the webhook was installed?)`,
+    )
+  }
+  const file = pick(options.federatedTokenFile, 'federatedTokenFile', env, envNames.federatedTokenFile)
+  const endpoint = pick(options.tokenEndpoint, 'tokenEndpoint', env, envNames.idpTokenEndpoint)
+  return {
+    serviceAccountEmail: email.value,
+    federatedTokenFile: file?.value ?? defaultFederatedTokenFile,
+    federatedTokenFileSource: file?.source ?? 'default',
+    tokenEndpoint: endpoint === undefined ? new URL(defaults.idpTokenEndpoint) : parseEndpoint(endpoint),
+  }
+}
