@@ -85,6 +85,17 @@ t.test('each folder imports only what its rule allows', async t => {
   t.same(unruled, [], 'every module falls under a rule')
 })
 
+t.test('single edges the layout forbids', async t => {
+  type Ban = [from: string, to: string, why: string]
+  const bans: Ban[] = [
+    ['lib/server/admission-handler.ts', 'lib/server/listeners.ts', 'it answers through the response helpers'],
+  ]
+  for (const [from, to, why] of bans) {
+    t.ok(modules.some(m => m.file === from), `${from} exists`)
+    t.notOk(modules.find(m => m.file === from)?.imports.includes(to), `${from} ↛ ${to}: ${why}`)
+  }
+})
+
 t.test('fast-json-patch is the only package imported, and only by the admission core', async t => {
   const packages = modules.flatMap(m =>
     m.imports.filter(i => roomOf(i).startsWith('package ')).map(i => `${m.file} → ${i}`))

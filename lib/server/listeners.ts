@@ -6,15 +6,8 @@ import http from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { SecureVersion } from 'node:tls'
+import { plainText, requestPath, send, type AdmissionListener, type Listener } from './responses.js'
 import type { TlsPair } from './tls-reloader.js'
-
-type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void
-
-/**
- * The admission listener; it also gets the request's body deadline in ms ({@link ServerTimeouts.bodyMs}), which it
- * enforces while reading the body, since only it can answer a late body and let go of the bytes it holds.
- */
-export type AdmissionListener = (req: http.IncomingMessage, res: http.ServerResponse, bodyMs: number) => void
 
 /** Server timeouts in ms; see {@link defaultTimeouts} for the reasons. */
 export interface ServerTimeouts {
@@ -111,22 +104,6 @@ const applyTimeouts = (server: http.Server, t: ServerTimeouts): void => {
   server.headersTimeout = t.headersMs
   server.requestTimeout = t.requestMs
   server.keepAliveTimeout = t.keepAliveMs
-}
-
-/** The request's path without its query (the API server calls webhooks with `?timeout=10s`). */
-export const requestPath = (req: http.IncomingMessage): string => {
-  const url = String(req.url)
-  const q = url.indexOf('?')
-  return q < 0 ? url : url.slice(0, q)
-}
-
-/** Content type of every plain-text answer. */
-export const plainText = 'text/plain; charset=utf-8'
-
-/** Answers with a complete body: the length is always declared, so keep-alive connections stay usable. */
-export const send = (res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void => {
-  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), ...headers })
-  res.end(body)
 }
 
 const routeHandler = (routes: ReadonlyMap<string, Listener>): Listener => (req, res) => {
