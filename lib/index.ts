@@ -18,6 +18,6 @@ export type { Admission, PodDecision, ReviewSummary } from './admission/admissio
 export { resolveIdentity } from './admission/identity-config.js'
 export type { IdentityConfig, IdentityDecision } from './admission/identity-config.js'
 export { mutatePod } from './admission/mutate-pod.js'
-export { StaticServiceAccountSource, serviceAccountsFromDocument } from './admission/serviceaccount.js'
+export { StaticServiceAccountSource, serviceAccountsFromDocument } from './admission/offline-source.js'
 export type { ServiceAccount, ServiceAccountSource } from './admission/serviceaccount.js'
 export { annotationPrefix, envNames, keys, volumeName } from './names.js'

@@ -6,7 +6,7 @@ import { WebhookError, isWebhookError } from '../errors.js'
 import { isObject, isString, own, parseJson } from '../json.js'
 import { admit, parseReview, reviewPod } from '../admission/admission-review.js'
 import { parseArgs } from './cli-args.js'
-import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/serviceaccount.js'
+import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
 
 /** The process edges a command uses; tests pass in-memory versions. */
 export interface CommandIO {

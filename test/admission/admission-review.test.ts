@@ -6,7 +6,8 @@ import {
   type PodDecision,
 } from '../../lib/admission/admission-review.js'
 import { auditKey } from '../../lib/names.js'
-import { StaticServiceAccountSource, serviceAccountsFromDocument, type ServiceAccount, type ServiceAccountSource } from '../../lib/admission/serviceaccount.js'
+import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../../lib/admission/offline-source.js'
+import type { ServiceAccount, ServiceAccountSource } from '../../lib/admission/serviceaccount.js'
 import { WebhookError } from '../../lib/errors.js'
 import { isObject, type JsonObject } from '../../lib/json.js'
 import { fixturePath } from '../helpers/paths.js'

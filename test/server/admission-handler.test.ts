@@ -14,7 +14,7 @@ import { loadTlsPair } from '../../lib/server/tls-reloader.js'
 import { createLogger } from '../../lib/log.js'
 import { Registry } from '../../lib/metrics.js'
 import { registerWebhookMetrics } from '../../lib/server/webhook-metrics.js'
-import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../../lib/admission/serviceaccount.js'
+import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../../lib/admission/offline-source.js'
 
 const fixtureText = (name: string): string => readFileSync(fixturePath(name), 'utf8')
 const goodReview = fixtureText('admission-review-deployment-pod.json')
