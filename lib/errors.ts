@@ -2,6 +2,8 @@
  * The closed set of failures this project reports. Every error carries one code, and the code alone decides the
  * HTTP status (admission server) and the exit code (CLI), so callers never guess from message text.
  */
+import { isObject, own } from './json.js'
+
 export type ErrorCode =
   /** The body is not JSON, or not an AdmissionReview with request.uid. */
   | 'BAD_REVIEW'
@@ -73,3 +75,9 @@ export class WebhookError extends Error {
 /** True when `e` is a WebhookError, optionally with the given code. */
 export const isWebhookError = (e: unknown, code?: ErrorCode): e is WebhookError =>
   e instanceof WebhookError && (code === undefined || e.code === code)
+
+/** The `code` an unknown error carries (Node's system and OpenSSL errors have one) as text, `"undefined"` if none. */
+export const errorCode = (e: unknown): string => String(isObject(e) ? own(e, 'code') : undefined)
+
+/** The message of an unknown error: an Error's own text (ours, or Node's, which quote no document), else its string. */
+export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { WebhookError, isWebhookError, type ErrorCode } from '../lib/errors.js'
+import { WebhookError, errorCode, errorMessage, isWebhookError, type ErrorCode } from '../lib/errors.js'
 
 const cases: [code: ErrorCode, status: number][] = [
   ['BAD_REVIEW', 400],
@@ -23,4 +23,20 @@ for (const [code, status] of cases) {
 t.test('plain errors are not WebhookErrors', async t => {
   t.notOk(isWebhookError(new Error('x')))
   t.ok(isWebhookError(new WebhookError('TLS', 'x')))
+})
+
+t.test('the code and the message of an unknown error', async t => {
+  type Row = [name: string, error: unknown, code: string, message: string]
+  const system = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+  const rows: Row[] = [
+    ['a system error', system, 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'],
+    ['an Error without a code', new Error('boom'), 'undefined', 'boom'],
+    ['a code that is inherited, not own', Object.create({ code: 'EINHERITED' }), 'undefined', '[object Object]'],
+    ['a thrown string', 'plain', 'undefined', 'plain'],
+    ['null', null, 'undefined', 'null'],
+  ]
+  for (const [name, error, code, message] of rows) {
+    t.equal(errorCode(error), code, `${name}: code`)
+    t.equal(errorMessage(error), message, `${name}: message`)
+  }
 })

@@ -3,7 +3,7 @@
  * handler, probes and metrics into running listeners, and drains them on SIGTERM/SIGINT.
  */
 import { readFile } from 'node:fs/promises'
-import { WebhookError, isWebhookError } from '../errors.js'
+import { WebhookError, errorCode, isWebhookError } from '../errors.js'
 import { createAdmissionHandler } from '../server/admission-handler.js'
 import { startServers, type RunningServers } from '../server/listeners.js'
 import { plainText, send } from '../server/responses.js'
@@ -118,7 +118,7 @@ export const startWebhook = async (config: ServeConfig, env: ServeIO['env'], log
   } catch (e) {
     tls.close()
     await managed.stop()
-    const code = String((e as NodeJS.ErrnoException).code) // listen() fails with a system error such as EADDRINUSE
+    const code = errorCode(e) // listen() fails with a system error such as EADDRINUSE
     throw new WebhookError('USAGE', `cannot listen on ${config.bindAddress} (ports ${config.port}, ${config.healthPort}, ${config.metricsPort}): ${code}`, { cause: e })
   }
   managed.start()

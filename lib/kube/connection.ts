@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { WebhookError } from '../errors.js'
+import { WebhookError, errorCode } from '../errors.js'
 
 /** Where Kubernetes mounts a Pod's ServiceAccount token, CA bundle and namespace. */
 export const inClusterDirectory = '/var/run/secrets/kubernetes.io/serviceaccount'
@@ -38,7 +38,7 @@ const readInput = async (file: string, what: string): Promise<Buffer> => {
   try {
     return await readFile(file)
   } catch (e) {
-    throw new WebhookError('BAD_INPUT_FILE', `cannot read the ${what} file ${file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
+    throw new WebhookError('BAD_INPUT_FILE', `cannot read the ${what} file ${file}: ${errorCode(e)}`, { cause: e })
   }
 }
 

@@ -3,7 +3,7 @@
  * `maxAgeMs` (client-go re-reads about every minute) and dropped after a 401 so the next request reads it again.
  */
 import { readFile } from 'node:fs/promises'
-import { WebhookError } from '../errors.js'
+import { WebhookError, errorCode } from '../errors.js'
 
 /** Options of {@link FileTokenSource}. */
 export interface FileTokenSourceOptions {
@@ -48,7 +48,7 @@ export class FileTokenSource {
     try {
       text = await readFile(this.#file, 'utf8')
     } catch (e) {
-      throw new WebhookError('KUBE_API', `cannot read the API token file ${this.#file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
+      throw new WebhookError('KUBE_API', `cannot read the API token file ${this.#file}: ${errorCode(e)}`, { cause: e })
     }
     const token = text.trim()
     this.#cached = { token, readAt: this.#now() }

@@ -16,7 +16,7 @@
  * within `maxStalenessMs`: an API partition must not stop all Pod creation.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WebhookError } from '../errors.js'
+import { WebhookError, errorMessage } from '../errors.js'
 import type { KubeClient } from './kube-client.js'
 import { silentLogger } from '../log.js'
 import type { Logger } from '../log.js'
@@ -195,7 +195,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         throw e
       }
       this.#lookups.inc({ source: 'stale', result: 'found' })
-      const reason = (e as Error).message // #fetch rejects with WebhookErrors only
+      const reason = errorMessage(e) // #fetch rejects with WebhookErrors only
       const fields = { namespace, serviceAccount: name, staleMs: stale.staleMs, reason }
       this.#log.warn('ServiceAccount answered from the cached copy: the API server could not be asked', fields)
       return stale
@@ -228,7 +228,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
       },
       (e: unknown) => {
         // Everything ServiceAccountApi rejects with is an Error (KubeApiError or a Node network error).
-        const reason = (e as Error).message
+        const reason = errorMessage(e)
         throw new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`, { cause: e })
       },
     )
@@ -276,7 +276,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
       } catch (e) {
         if (signal.aborted) break
         this.#current = false
-        reason = (e as Error).message
+        reason = errorMessage(e)
         if (isGone(e)) {
           // The resourceVersion (or a continue token) fell out of the server's history: only a fresh LIST can
           // restore a consistent copy.

@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import { WebhookError, isWebhookError } from '../errors.js'
+import { WebhookError, errorCode, isWebhookError } from '../errors.js'
 import type { LogFields, Logger } from '../log.js'
 import type { Registry } from '../metrics.js'
 
@@ -65,7 +65,7 @@ const defaultPollIntervalMs = 5000
 const defaultDebounceMs = 200
 
 const describeReadError = (what: string, file: string, e: unknown): WebhookError => {
-  const code = String((e as NodeJS.ErrnoException).code) // fs/promises rejects with an ErrnoException
+  const code = errorCode(e) // fs/promises rejects with an ErrnoException
   if (code === 'ENOENT') {
     return new WebhookError('TLS', `TLS ${what} file ${file} does not exist (set --cert-dir or --tls-${what === 'certificate' ? 'cert' : 'key'}-file)`, { cause: e })
   }
@@ -126,7 +126,7 @@ const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer)
     // The server's own loader is the final word (key size and signature strength, anything parsed differently).
     createSecureContext({ cert, key })
   } catch (e) {
-    const code = String((e as NodeJS.ErrnoException).code) // OpenSSL's, e.g. ERR_SSL_EE_KEY_TOO_SMALL; never contents
+    const code = errorCode(e) // OpenSSL's, e.g. ERR_SSL_EE_KEY_TOO_SMALL; never contents
     const message = `TLS certificate file ${certFile} with key file ${keyFile} is refused by the TLS server (${code})`
     const hint = 'the usual causes are a key that is too small or a weak signature algorithm'
     throw new WebhookError('TLS', `${message}; ${hint}`, { cause: e })

@@ -5,10 +5,10 @@
  * binary is a thin wrapper and tests run the whole flow in-process against loopback fakes.
  */
 import type { Agent } from 'node:http'
-import { isWebhookError } from '../errors.js'
+import { errorMessage, isWebhookError } from '../errors.js'
 import { isObject, isString, own } from '../json.js'
 import type { Logger } from '../log.js'
-import { bodyExcerpt, errorMessage, sendRequest, type OutboundResponse } from './http-request.js'
+import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import { userAgent } from '../version.js'
 import { WorkloadIdentityClient, type WorkloadIdentityClientOptions } from './workload-identity-client.js'
 import { credentialEndpoint, envValue, type Env } from './workload-identity-config.js'

@@ -93,5 +93,3 @@ export const bodyExcerpt = (body: string): string => {
   return flat.length > maxExcerptLength ? `${flat.slice(0, maxExcerptLength)}…` : flat
 }
 
-/** The message of a caught value (an Error's message; anything else as a string). */
-export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))

@@ -7,11 +7,11 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { Agent } from 'node:http'
-import { WebhookError } from '../errors.js'
+import { WebhookError, errorCode, errorMessage } from '../errors.js'
 import { userAgent } from '../version.js'
 import { isObject, isString, own } from '../json.js'
 import { jwtExpiry, unverifiedClaims } from './jwt-claims.js'
-import { bodyExcerpt, errorMessage, sendRequest, type OutboundResponse } from './http-request.js'
+import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import {
   resolveWorkloadIdentityConfig,
   type Env,
@@ -89,7 +89,7 @@ export class WorkloadIdentityClient {
       text = await readFile(file, 'utf8')
     } catch (e) {
       // fs rejects with an ErrnoException; its code (ENOENT, EACCES, EISDIR) says what is wrong, without content.
-      const code = String((e as NodeJS.ErrnoException).code)
+      const code = errorCode(e)
       throw new WebhookError('TOKEN_EXCHANGE', `cannot read the federated token file ${file} from ${source} (${code}); is the webhook's token volume mounted?`)
     }
     // Kubelet writes the bare token; a hand-written file often ends in a newline, which no JWT contains.

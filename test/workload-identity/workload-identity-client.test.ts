@@ -6,7 +6,7 @@ import { WorkloadIdentityClient, defaultFederatedTokenFile, refreshMarginMs, res
 import type { Env, WorkloadIdentityClientOptions, WorkloadIdentityOptions } from '../../lib/index.js'
 import { isWebhookError } from '../../lib/errors.js'
 import { jwtExpiry, unverifiedClaims } from '../../lib/workload-identity/jwt-claims.js'
-import { bodyExcerpt, errorMessage, maxExcerptLength } from '../../lib/workload-identity/http-request.js'
+import { bodyExcerpt, maxExcerptLength } from '../../lib/workload-identity/http-request.js'
 import { fakeJwt, startFakeStackit, type FakeStackit } from '../helpers/fake-stackit.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 
@@ -277,8 +277,6 @@ t.test('https endpoint: trusted through an injected agent, refused without it', 
 })
 
 t.test('helpers', async t => {
-  t.equal(errorMessage(new Error('boom')), 'boom')
-  t.equal(errorMessage('plain'), 'plain')
   t.equal(bodyExcerpt('  a\r\n\tb\u0000c  '), 'a b c', 'whitespace and control characters collapse')
   t.equal(bodyExcerpt('y'.repeat(maxExcerptLength + 1)), `${'y'.repeat(maxExcerptLength)}…`)
   t.equal(bodyExcerpt(`token ${assertionA} end`), 'token [redacted] end')
