@@ -4,7 +4,7 @@
  */
 
 /** Severity levels, lowest first. */
-export const logLevels = ['debug', 'info', 'warn', 'error'] as const
+const logLevels = ['debug', 'info', 'warn', 'error'] as const
 /** One of {@link logLevels}. */
 export type LogLevel = (typeof logLevels)[number]
 

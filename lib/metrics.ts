@@ -111,10 +111,10 @@ export class Histogram implements Series {
 }
 
 /** Default buckets for request durations in seconds (sub-millisecond to the API server's 10 s default). */
-export const durationBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const durationBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** Common prefix of every metric name. */
-export const metricPrefix = 'stackit_pod_identity_webhook_'
+const metricPrefix = 'stackit_pod_identity_webhook_'
 
 /** Holds named series and renders them in the Prometheus text format. */
 export class Registry {

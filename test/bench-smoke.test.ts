@@ -1,6 +1,7 @@
 /**
  * Smoke test of the benchmark's pure part (test/bench/mutation-cost.ts) with tiny batches: it runs, mutates
- * every benchmark review, and reports rows of the documented shape. No timing is judged here (STYLE.md rule 12).
+ * every benchmark review, and reports rows of the documented shape. No timing is judged here: benchmarks are not
+ * tests.
  */
 import t from 'tap'
 import { admitText, measureMutationCost } from './bench/mutation-cost.js'

@@ -12,7 +12,7 @@ import { boundWarning, maxWarningLength, mutatePod } from './mutate-pod.js'
 import { prefixedAnnotations, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
 
 /** AdmissionReview API versions the API server may send (it sends the first one our configuration lists). */
-export const reviewVersions = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const
+const reviewVersions = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const
 
 /** What became of a Pod. */
 export type PodDecision =
@@ -194,7 +194,7 @@ export const parseReview = (body: unknown): ParsedReview => {
 }
 
 /** True when the request is the CREATE of a core/v1 Pod, the only thing this webhook mutates. */
-export const isPodCreate = (request: JsonObject): boolean => {
+const isPodCreate = (request: JsonObject): boolean => {
   const kind = own(request, 'kind')
   return own(request, 'operation') === 'CREATE' && isObject(kind) &&
     own(kind, 'group') === '' && own(kind, 'version') === 'v1' && own(kind, 'kind') === 'Pod'

@@ -6,7 +6,7 @@ import { exitCodes, runMutate, type CommandIO } from './mutate-command.js'
 import { runServe, type ServeIO } from './serve-command.js'
 import { version } from '../version.js'
 
-export const mainHelp = `Usage: stackit-pod-identity-webhook <command> [flags]
+const mainHelp = `Usage: stackit-pod-identity-webhook <command> [flags]
 
 Mutating admission webhook that injects STACKIT workload identity into Pods.
 

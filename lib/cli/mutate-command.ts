@@ -21,7 +21,7 @@ export interface CommandIO {
 /** Exit codes of the CLI. */
 export const exitCodes = { allowed: 0, denied: 1, usage: 2 } as const
 
-export const mutateHelp = `Usage: stackit-pod-identity-webhook mutate [--service-account FILE]... [--namespace NS] < INPUT
+const mutateHelp = `Usage: stackit-pod-identity-webhook mutate [--service-account FILE]... [--namespace NS] < INPUT
 
 Runs the webhook's admission logic once, offline, on standard input.
 

@@ -145,6 +145,9 @@ export const startWebhook = async (config: ServeConfig, env: ServeIO['env'], log
   }
 }
 
+/** Exit codes of `serve`: stopped cleanly; could not start, drain cut or a second signal; unusable flags. */
+const serveExitCodes = { stopped: 0, failed: 1, usage: 2 } as const
+
 /** Runs `serve` until a signal; resolves to the exit code. */
 export const runServe = async (argv: readonly string[], io: ServeIO): Promise<number> => {
   let config: ServeConfig
@@ -152,14 +155,14 @@ export const runServe = async (argv: readonly string[], io: ServeIO): Promise<nu
     const parsed = parseServeArgs(argv)
     if (parsed.help) {
       io.stdout(serveHelp)
-      return 0
+      return serveExitCodes.stopped
     }
     config = parsed.config
   } catch (e) {
     /* c8 ignore next -- parseServeArgs throws WebhookErrors only */
     if (!isWebhookError(e)) throw e
     io.stderr(`error: ${e.message}\n`)
-    return 2
+    return serveExitCodes.usage
   }
   const logger = createLogger({ level: config.logLevel, write: line => io.stderr(line) })
   let webhook: Webhook
@@ -169,7 +172,7 @@ export const runServe = async (argv: readonly string[], io: ServeIO): Promise<nu
     /* c8 ignore next -- start-up failures are WebhookErrors; anything else is a bug and must surface */
     if (!isWebhookError(e)) throw e
     logger.error('cannot start', { code: e.code, reason: e.message })
-    return 1
+    return serveExitCodes.failed
   }
   return new Promise<number>(resolve => {
     let signals = 0
@@ -177,14 +180,14 @@ export const runServe = async (argv: readonly string[], io: ServeIO): Promise<nu
       signals++
       if (signals > 1) {
         logger.warn('second signal, exiting at once', { signal })
-        resolve(1)
+        resolve(serveExitCodes.failed)
         return
       }
       logger.info('shutting down', { signal, timeoutMs: config.shutdownTimeoutMs })
       void webhook.shutdown().then(clean => {
         if (clean) logger.info('shut down cleanly')
         else logger.warn('shutdown timeout reached, remaining connections were cut', { timeoutMs: config.shutdownTimeoutMs })
-        resolve(clean ? 0 : 1)
+        resolve(clean ? serveExitCodes.stopped : serveExitCodes.failed)
       })
     })
   })

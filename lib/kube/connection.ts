@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { WebhookError, errorCode } from '../errors.js'
 
 /** Where Kubernetes mounts a Pod's ServiceAccount token, CA bundle and namespace. */
-export const inClusterDirectory = '/var/run/secrets/kubernetes.io/serviceaccount'
+const inClusterDirectory = '/var/run/secrets/kubernetes.io/serviceaccount'
 
 /** A resolved connection: the server URL, the token file (if any) and the pinned CA bundle (if any). */
 export interface KubeConnection {

@@ -17,7 +17,7 @@ import type { WebhookMetrics } from './webhook-metrics.js'
 export const admissionPaths: readonly string[] = ['/mutate', '/mutate--v1-pod']
 
 /** Default bound on the request bytes received and not yet answered. */
-export const defaultBytesInFlight = 16 * 1024 * 1024
+const defaultBytesInFlight = 16 * 1024 * 1024
 
 /** What the handler needs from the rest of the process. */
 export interface AdmissionHandlerOptions {

@@ -14,7 +14,7 @@ import { WorkloadIdentityClient, type WorkloadIdentityClientOptions } from './wo
 import { credentialEndpoint, envValue, type Env } from './workload-identity-config.js'
 
 /** Environment variables the example app reads besides the client's `STACKIT_*` ones. */
-export const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const
+const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const
 
 /** Defaults of the example app. */
 export const exampleDefaults = { region: 'eu01', skeEndpoint: 'https://ske.api.stackit.cloud' } as const
@@ -36,7 +36,7 @@ export interface ExampleAppOptions {
 }
 
 /** Exit codes of the example app. */
-export const exampleExitCodes = { ok: 0, failed: 1 } as const
+const exampleExitCodes = { ok: 0, failed: 1 } as const
 
 // STACKIT region names are short lower-case identifiers (eu01); anything else would be spliced into a URL path.
 const regionPattern = /^[a-z0-9-]{1,32}$/

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every figure of issue 7 next to the floor it is judged by, measured in one run, printed as
+ * `npm run bench`: every performance figure next to the floor it is judged by, measured in one run, printed as
  * Markdown and optionally written as JSON (`--json FILE`). `--quick` is a short smoke run with the same shape.
  * A benchmark, not a test: nothing here passes or fails on a timing; the targets are only reported.
  *
