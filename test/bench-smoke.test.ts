@@ -29,12 +29,11 @@ for (const [name, text, containers] of reviews) {
   })
 }
 
-t.test('measureMutationCost with tiny batches → four rows with positive times and ratio = webhook / floor', async t => {
+t.test('measureMutationCost with tiny batches → four rows with positive times for real reviews', async t => {
   const rows = measureMutationCost({ batchMs: 0.1, rounds: 1 })
   t.same(rows.map(r => r.pod), ['typical (2 containers + 1 init)', '1 container', '10 containers', '100 containers'])
   for (const r of rows) {
     t.ok(r.floorUs > 0 && r.webhookUs > 0, `${r.pod}: positive times`)
-    t.equal(r.ratio, r.webhookUs / r.floorUs)
     t.ok(r.reviewBytes > 1000, `${r.pod}: a real review`)
   }
   t.ok(rows[3]!.reviewBytes > rows[2]!.reviewBytes && rows[2]!.reviewBytes > rows[1]!.reviewBytes, 'review size grows with containers')
