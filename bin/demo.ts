@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger } from '../lib/log.js'
 import { parseServeArgs } from '../lib/cli/serve-config.js'
-import { startWebhook } from '../lib/cli/serve-command.js'
+import { startWebhook } from '../lib/server/webhook.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'stackit-pod-identity-webhook-demo-'))

@@ -69,10 +69,15 @@ t.test('each folder imports only what its rule allows', async t => {
       ['root', 'server', 'admission', 'node']],
     ['workload-identity', 'the client library for apps stands alone', ['root', 'workload-identity', 'node']],
     ['cli', 'the commands wire everything together', ['root', 'cli', 'admission', 'kube', 'server', 'node']],
-    ['bin', 'the binaries only start commands', ['cli', 'workload-identity', 'root', 'bin', 'node']],
+    ['bin', 'the binaries start commands (the demo starts the webhook in process)',
+      ['cli', 'server', 'workload-identity', 'root', 'bin', 'node']],
   ]
-  // The package entry re-exports the public API; it is the one root file allowed into folders.
-  const entry = new Map([['lib/index.ts', ['admission', 'workload-identity']]])
+  // Two files cross their room's rule on purpose: the package entry re-exports the public API, and the composition
+  // root wires the API client into the server.
+  const entry = new Map([
+    ['lib/index.ts', ['admission', 'workload-identity']],
+    ['lib/server/webhook.ts', ['kube']],
+  ])
   for (const [room, why, allowed] of rules) {
     const broken = modules
       .filter(m => roomOf(m.file) === room)

@@ -3,32 +3,14 @@
  * what is expected.
  */
 import path from 'node:path'
-import type { SecureVersion } from 'node:tls'
 import { WebhookError } from '../errors.js'
 import { parseArgs, type FlagSpec } from './cli-args.js'
 import { isLogLevel, type LogLevel } from '../log.js'
+import type { WebhookConfig } from '../server/webhook.js'
 
-/** Everything `serve` runs with. */
-export interface ServeConfig {
-  readonly port: number
-  readonly bindAddress: string
-  readonly certFile: string
-  readonly keyFile: string
-  readonly tlsMinVersion: SecureVersion
-  readonly healthPort: number
-  readonly metricsPort: number
-  readonly maxRequestBytes: number
-  /** Offline mode when non-empty: these files are the only ServiceAccounts, no API server is contacted. */
-  readonly serviceAccountFiles: readonly string[]
+/** Everything `serve` runs with: the webhook's configuration and the log level. */
+export interface ServeConfig extends WebhookConfig {
   readonly logLevel: LogLevel
-  readonly shutdownTimeoutMs: number
-  readonly apiServer?: string
-  readonly apiTokenFile?: string
-  readonly apiCaFile?: string
-  readonly serviceAccountCache: 'watch' | 'off'
-  readonly lookupTimeoutMs: number
-  /** How long after the watch cache was last known current its copy may still answer a failed live GET; 0: never. */
-  readonly maxCacheStalenessMs: number
 }
 
 /** The flags `serve` accepts (also checked against the manifests' container args). */
