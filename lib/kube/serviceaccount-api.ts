@@ -50,8 +50,20 @@ export interface WatchRequest {
   readonly signal: AbortSignal
 }
 
+/** The ServiceAccount requests the cache makes; {@link ServiceAccountApi} over a KubeClient, or a test's own. */
+export interface ServiceAccountRequests {
+  /** False once the server has shown it does not serve metadata-only responses. */
+  readonly metadataOnly: boolean
+  /** One ServiceAccount, or undefined on 404. */
+  get(namespace: string, name: string, timeoutMs: number, signal: AbortSignal): Promise<ServiceAccount | undefined>
+  /** Every ServiceAccount, page by page, through `onItem`; resolves with the list's resourceVersion. */
+  list(pageSize: number, signal: AbortSignal, onItem: (sa: ServiceAccount) => void): Promise<string>
+  /** One watch until it ends; resolves with how it ended. */
+  watch(request: WatchRequest, handlers: WatchHandlers): Promise<WatchEnd>
+}
+
 /** Typed ServiceAccount requests over a {@link KubeClient}. */
-export class ServiceAccountApi {
+export class ServiceAccountApi implements ServiceAccountRequests {
   readonly #client: KubeClient
   readonly #log: Logger
   #metadataOnly = true

@@ -17,21 +17,21 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebhookError, errorMessage } from '../errors.js'
-import type { KubeClient } from './kube-client.js'
 import { silentLogger } from '../log.js'
 import type { Logger } from '../log.js'
 import { Registry } from '../metrics.js'
 import type { Counter } from '../metrics.js'
-import { ServiceAccountApi, isGone } from './serviceaccount-api.js'
+import { isGone, type ServiceAccountRequests } from './serviceaccount-api.js'
 import type { ServiceAccount, ServiceAccountSource } from '../admission/serviceaccount.js'
 import { ServiceAccountStore } from './serviceaccount-store.js'
 
 /** `--serviceaccount-cache`: keep a watched copy, or ask the API server on every lookup. */
 export type CacheMode = 'watch' | 'off'
 
-/** Options of {@link ServiceAccountCache}; everything but `client` has a default. */
+/** Options of {@link ServiceAccountCache}; everything but `api` has a default. */
 export interface ServiceAccountCacheOptions {
-  readonly client: KubeClient
+  /** The API requests: a ServiceAccountApi over the process's KubeClient (tests may hand in their own). */
+  readonly api: ServiceAccountRequests
   /** Default `watch`. */
   readonly mode?: CacheMode
   readonly log?: Logger
@@ -76,7 +76,7 @@ type WatchOutcome = { readonly reason: 'timeout' } | { readonly reason: 'short' 
 /** A {@link ServiceAccountSource} backed by the API server (see the module comment for the two modes). */
 export class ServiceAccountCache implements ServiceAccountSource {
   readonly #mode: CacheMode
-  readonly #api: ServiceAccountApi
+  readonly #api: ServiceAccountRequests
   readonly #log: Logger
   readonly #now: () => number
   readonly #random: () => number
@@ -117,7 +117,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
   constructor(options: ServiceAccountCacheOptions) {
     this.#mode = options.mode ?? 'watch'
     this.#log = options.log ?? silentLogger
-    this.#api = new ServiceAccountApi(options.client, this.#log)
+    this.#api = options.api
     this.#now = options.now ?? Date.now
     this.#random = options.random ?? Math.random
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 2000

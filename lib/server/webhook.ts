@@ -14,6 +14,7 @@ import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admissio
 import type { ServiceAccountSource } from '../admission/serviceaccount.js'
 import { KubeClient } from '../kube/kube-client.js'
 import { resolveKubeConnection } from '../kube/connection.js'
+import { ServiceAccountApi } from '../kube/serviceaccount-api.js'
 import { ServiceAccountCache } from '../kube/serviceaccount-cache.js'
 import { createAdmissionHandler } from './admission-handler.js'
 import { startServers, type RunningServers } from './listeners.js'
@@ -68,7 +69,7 @@ const apiSource = async (config: WebhookConfig, env: Env, logger: Logger, regist
   })
   const client = new KubeClient({ connection, registry })
   const cache = new ServiceAccountCache({
-    client,
+    api: new ServiceAccountApi(client, logger),
     mode: config.serviceAccountCache,
     log: logger,
     registry,

@@ -15,8 +15,9 @@
 import http from 'node:http'
 import v8 from 'node:v8'
 import { KubeClient } from '../../lib/kube/kube-client.js'
+import { silentLogger } from '../../lib/log.js'
 import { ServiceAccountCache } from '../../lib/kube/serviceaccount-cache.js'
-import { accepts, serviceAccountsPath } from '../../lib/kube/serviceaccount-api.js'
+import { ServiceAccountApi, accepts, serviceAccountsPath } from '../../lib/kube/serviceaccount-api.js'
 
 /** Figures of one probe run. */
 export interface CacheProbeResult {
@@ -97,7 +98,7 @@ const listPages = async (onItem: (item: { metadata: { namespace: string; name: s
 
 const runCache = async (): Promise<CacheProbeResult> => {
   const client = new KubeClient({ connection: { server: new URL(url) } })
-  const cache = new ServiceAccountCache({ client })
+  const cache = new ServiceAccountCache({ api: new ServiceAccountApi(client, silentLogger) })
   await listPages(() => {})
   const before = memory()
   const started = performance.now()

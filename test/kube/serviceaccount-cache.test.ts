@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap'
 import { KubeClient } from '../../lib/kube/kube-client.js'
-import { createLogger } from '../../lib/log.js'
+import { createLogger, silentLogger } from '../../lib/log.js'
 import { Registry } from '../../lib/metrics.js'
+import { ServiceAccountApi, type ServiceAccountRequests } from '../../lib/kube/serviceaccount-api.js'
+import type { ServiceAccount } from '../../lib/admission/serviceaccount.js'
 import { ServiceAccountCache, watchTiming } from '../../lib/kube/serviceaccount-cache.js'
 import type { ServiceAccountCacheOptions } from '../../lib/kube/serviceaccount-cache.js'
 import { FakeApiServer } from '../helpers/fake-api-server.js'
@@ -34,10 +36,11 @@ const setup = async (t: Test, seed: FakeServiceAccount[], options: Partial<Servi
   const registry = new Registry()
   const logs: string[] = []
   const clock = { now: 0 }
+  const log = createLogger({ level: 'debug', write: line => logs.push(line) })
   const cache = new ServiceAccountCache({
-    client,
+    api: new ServiceAccountApi(client, log),
     registry,
-    log: createLogger({ level: 'debug', write: line => logs.push(line) }),
+    log,
     now: () => clock.now,
     random: () => 0.5,
     backoffMs: { initial: 2, max: 8 },
@@ -542,7 +545,7 @@ t.test('defaults: page size 500, watch timeout 25–30 s, a private registry', a
   const fake = await FakeApiServer.start()
   fake.seed([plain('team-a', 'app')])
   const client = new KubeClient({ connection: { server: new URL(fake.url) } })
-  const cache = new ServiceAccountCache({ client })
+  const cache = new ServiceAccountCache({ api: new ServiceAccountApi(client, silentLogger) })
   t.teardown(async () => {
     await cache.stop()
     client.close()
@@ -558,4 +561,28 @@ t.test('defaults: page size 500, watch timeout 25–30 s, a private registry', a
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.equal(fake.count('get'), 1, '404 remembered by default')
+})
+
+t.test('an API handed in needs no server: lookups share one GET, a failed one is a lookup failure', async t => {
+  let gets = 0
+  const answers: Array<(sa: ServiceAccount | undefined) => void> = []
+  let fail = false
+  const api: ServiceAccountRequests = {
+    metadataOnly: true,
+    get: () => {
+      gets++
+      return fail ? Promise.reject(new Error('connect ECONNREFUSED')) : new Promise(resolve => answers.push(resolve))
+    },
+    list: () => Promise.reject(new Error('off mode never lists')),
+    watch: () => Promise.reject(new Error('off mode never watches')),
+  }
+  const cache = new ServiceAccountCache({ api, mode: 'off' })
+  t.ok(cache.ready(), 'off mode is ready at once')
+  const both = Promise.all([cache.get('team-a', 'app'), cache.get('team-a', 'app')])
+  answers.forEach(answer => answer({ namespace: 'team-a', name: 'app', annotations: new Map() }))
+  t.same((await both).map(sa => sa?.name), ['app', 'app'])
+  t.equal(gets, 1, 'concurrent lookups of one name share one GET')
+  fail = true
+  await t.rejects(cache.get('team-a', 'app'), { code: 'SERVICEACCOUNT_LOOKUP_FAILED', message: /ECONNREFUSED/ })
+  await cache.stop()
 })
