@@ -6,7 +6,8 @@
 export { WorkloadIdentityClient, refreshMarginMs, workloadJwtAssertionType } from './workload-identity/workload-identity-client.js'
 export type { WorkloadIdentityClientOptions } from './workload-identity/workload-identity-client.js'
 export { defaultFederatedTokenFile, resolveWorkloadIdentityConfig } from './workload-identity/workload-identity-config.js'
-export type { Env, WorkloadIdentityConfig, WorkloadIdentityOptions } from './workload-identity/workload-identity-config.js'
+export type { Env } from './env.js'
+export type { WorkloadIdentityConfig, WorkloadIdentityOptions } from './workload-identity/workload-identity-config.js'
 
 // Errors: every failure carries one code from a closed set.
 export { WebhookError, isWebhookError } from './errors.js'

@@ -4,7 +4,8 @@
  */
 import { isWebhookError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { startWebhook, type Env, type Webhook } from '../server/webhook.js'
+import type { Env } from '../env.js'
+import { startWebhook, type Webhook } from '../server/webhook.js'
 import { parseServeArgs, serveHelp, type ServeConfig } from './serve-config.js'
 
 /** The process edges `serve` uses; the binary passes the real ones. */

@@ -3,6 +3,7 @@
  * environment (the Service env vars and the mounted ServiceAccount token and CA). Environment and directory are
  * parameters, so tests hand in a plain object and a temporary folder.
  */
+import type { Env } from '../env.js'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { WebhookError, errorCode } from '../errors.js'
@@ -28,7 +29,7 @@ export interface KubeConnectionOptions {
   /** `--api-ca-file`. */
   readonly caFile?: string
   /** The process environment (only the two Kubernetes Service variables are read). */
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: Env
   /** Defaults to {@link inClusterDirectory}; tests pass a temporary folder. */
   readonly inClusterDir?: string
 }

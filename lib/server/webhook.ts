@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SecureVersion } from 'node:tls'
+import type { Env } from '../env.js'
 import { WebhookError, errorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Registry } from '../metrics.js'
@@ -21,9 +22,6 @@ import { startServers, type RunningServers } from './listeners.js'
 import { plainText, send } from './responses.js'
 import { createTlsReloader } from './tls-reloader.js'
 import { registerWebhookMetrics } from './webhook-metrics.js'
-
-/** The process environment (in-cluster API discovery reads it). */
-export type Env = Readonly<Record<string, string | undefined>>
 
 /** Everything the running webhook needs. */
 export interface WebhookConfig {

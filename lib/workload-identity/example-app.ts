@@ -11,7 +11,8 @@ import type { Logger } from '../log.js'
 import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import { userAgent } from '../version.js'
 import { WorkloadIdentityClient, type WorkloadIdentityClientOptions } from './workload-identity-client.js'
-import { credentialEndpoint, envValue, type Env } from './workload-identity-config.js'
+import type { Env } from '../env.js'
+import { credentialEndpoint, envValue } from './workload-identity-config.js'
 
 /** Environment variables the example app reads besides the client's `STACKIT_*` ones. */
 const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const

@@ -9,12 +9,12 @@ import { readFile } from 'node:fs/promises'
 import type { Agent } from 'node:http'
 import { WebhookError, errorCode, errorMessage } from '../errors.js'
 import { userAgent } from '../version.js'
+import type { Env } from '../env.js'
 import { isObject, isString, own } from '../json.js'
 import { jwtExpiry, unverifiedClaims } from './jwt-claims.js'
 import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import {
   resolveWorkloadIdentityConfig,
-  type Env,
   type WorkloadIdentityConfig,
   type WorkloadIdentityOptions,
 } from './workload-identity-config.js'

@@ -4,10 +4,8 @@
  * An empty value counts as unset, as in the STACKIT Go SDK.
  */
 import { WebhookError } from '../errors.js'
+import type { Env } from '../env.js'
 import { defaults, envNames } from '../names.js'
-
-/** An environment to read from (`process.env` or a test's plain object). */
-export type Env = Readonly<Record<string, string | undefined>>
 
 /** Explicit settings; each one overrides its environment variable. */
 export interface WorkloadIdentityOptions {
