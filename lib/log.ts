@@ -27,15 +27,15 @@ const maxFieldLength = 256
 
 /**
  * Creates a logger writing one JSON object per line through `write`.
- * `now` is injected so tests get stable timestamps.
+ * `currentDate` is injected so tests get stable timestamps.
  */
 export const createLogger = (options: {
   level: LogLevel
   write: (line: string) => void
-  now?: () => Date
+  currentDate?: () => Date
 }): Logger => {
   const min = logLevels.indexOf(options.level)
-  const now = options.now ?? (() => new Date())
+  const now = options.currentDate ?? (() => new Date())
   const emit = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
     if (logLevels.indexOf(level) < min) return
     const line: Record<string, unknown> = { time: now().toISOString(), level, msg }

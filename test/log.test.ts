@@ -12,7 +12,7 @@ t.test('levels filter and lines are JSON', async t => {
   ]
   for (const [level, expected] of rows) {
     const lines: string[] = []
-    const log = createLogger({ level, write: l => lines.push(l), now })
+    const log = createLogger({ level, write: l => lines.push(l), currentDate: now })
     log.debug('d')
     log.info('i')
     log.warn('w')

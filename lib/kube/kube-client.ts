@@ -33,7 +33,7 @@ export interface KubeClientOptions {
   /** Default per-request timeout in ms (default 10 s, the API server's own default). */
   readonly timeoutMs?: number
   /** Milliseconds clock for token ageing. */
-  readonly now?: () => number
+  readonly epochMs?: () => number
   /** Largest response body accepted by {@link KubeClient.getJson} (default 64 MiB). */
   readonly maxResponseBytes?: number
   /** Largest single watch event accepted (default 4 MiB). */
@@ -114,7 +114,7 @@ export class KubeClient {
       ? new https.Agent({ keepAlive: true, ...(connection.ca ? { ca: connection.ca } : {}) })
       : new http.Agent({ keepAlive: true })
     this.#request = secure ? https.request : http.request
-    this.#tokens = connection.tokenFile === undefined ? undefined : new FileTokenSource(connection.tokenFile, options.now ? { now: options.now } : {})
+    this.#tokens = connection.tokenFile === undefined ? undefined : new FileTokenSource(connection.tokenFile, options.epochMs ? { epochMs: options.epochMs } : {})
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024
     this.#maxEventBytes = options.maxEventBytes ?? 4 * 1024 * 1024

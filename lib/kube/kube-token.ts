@@ -8,7 +8,7 @@ import { WebhookError, errorCode } from '../errors.js'
 /** Options of {@link FileTokenSource}. */
 export interface FileTokenSourceOptions {
   /** Milliseconds clock; injected so tests can age the token without waiting. */
-  readonly now?: () => number
+  readonly epochMs?: () => number
   /** Longest time a read token is reused (default 60 s). */
   readonly maxAgeMs?: number
 }
@@ -16,21 +16,21 @@ export interface FileTokenSourceOptions {
 /** Reads and caches a bearer token file. The token itself is never logged or put into an error message. */
 export class FileTokenSource {
   readonly #file: string
-  readonly #now: () => number
+  readonly #epochMs: () => number
   readonly #maxAgeMs: number
   #cached: { token: string; readAt: number } | undefined
   #reading: Promise<string> | undefined
 
   constructor(file: string, options: FileTokenSourceOptions = {}) {
     this.#file = file
-    this.#now = options.now ?? Date.now
+    this.#epochMs = options.epochMs ?? Date.now
     this.#maxAgeMs = options.maxAgeMs ?? 60_000
   }
 
   /** The current token, re-read from the file when older than the maximum age or invalidated. */
   token(): Promise<string> {
     const c = this.#cached
-    if (c && this.#now() - c.readAt < this.#maxAgeMs) return Promise.resolve(c.token)
+    if (c && this.#epochMs() - c.readAt < this.#maxAgeMs) return Promise.resolve(c.token)
     // Concurrent requests share one read.
     this.#reading ??= this.#read().finally(() => {
       this.#reading = undefined
@@ -51,7 +51,7 @@ export class FileTokenSource {
       throw new WebhookError('KUBE_API', `cannot read the API token file ${this.#file}: ${errorCode(e)}`, { cause: e })
     }
     const token = text.trim()
-    this.#cached = { token, readAt: this.#now() }
+    this.#cached = { token, readAt: this.#epochMs() }
     return token
   }
 }

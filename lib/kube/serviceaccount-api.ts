@@ -65,12 +65,12 @@ export interface ServiceAccountRequests {
 /** Typed ServiceAccount requests over a {@link KubeClient}. */
 export class ServiceAccountApi implements ServiceAccountRequests {
   readonly #client: KubeClient
-  readonly #log: Logger
+  readonly #logger: Logger
   #metadataOnly = true
 
-  constructor(client: KubeClient, log: Logger) {
+  constructor(client: KubeClient, logger: Logger) {
     this.#client = client
-    this.#log = log
+    this.#logger = logger
   }
 
   /** False once the server has shown it does not serve metadata-only responses. */
@@ -168,7 +168,7 @@ export class ServiceAccountApi implements ServiceAccountRequests {
     if (!isString(kind) || !kinds.has(kind)) return false
     if (this.#metadataOnly && !kind.startsWith('PartialObjectMetadata')) {
       this.#metadataOnly = false
-      this.#log.info('the API server ignored the metadata-only Accept header; using plain JSON', { request: what })
+      this.#logger.info('the API server ignored the metadata-only Accept header; using plain JSON', { request: what })
     }
     return true
   }
@@ -182,7 +182,7 @@ export class ServiceAccountApi implements ServiceAccountRequests {
       const status = apiStatusOf(e)
       if (status !== 406 && status !== 415) throw e
       this.#metadataOnly = false
-      this.#log.info('the API server does not serve metadata-only responses; using plain JSON', { status })
+      this.#logger.info('the API server does not serve metadata-only responses; using plain JSON', { status })
       return send(accepts.json)
     }
   }

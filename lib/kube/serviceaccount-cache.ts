@@ -34,7 +34,7 @@ export interface ServiceAccountCacheOptions {
   readonly api: ServiceAccountRequests
   /** Default `watch`. */
   readonly mode?: CacheMode
-  readonly log?: Logger
+  readonly logger?: Logger
   /** Receives this cache's metrics (a private registry when omitted). */
   readonly registry?: Registry
   /** `--lookup-timeout` in ms for a live GET (default 2000). */
@@ -49,7 +49,7 @@ export interface ServiceAccountCacheOptions {
   /** Most 404s remembered at once, so lookups of random names cannot grow memory (default 10,000). */
   readonly maxNotFound?: number
   /** Milliseconds clock (404 memory, watch durations, the copy's age); injected for tests. */
-  readonly now?: () => number
+  readonly epochMs?: () => number
   /** Source of jitter in [0, 1); injected for tests. */
   readonly random?: () => number
   /** LIST page size (default 500, as kubectl and client-go use). */
@@ -77,8 +77,8 @@ type WatchOutcome = { readonly reason: 'timeout' } | { readonly reason: 'short' 
 export class ServiceAccountCache implements ServiceAccountSource {
   readonly #mode: CacheMode
   readonly #api: ServiceAccountRequests
-  readonly #log: Logger
-  readonly #now: () => number
+  readonly #logger: Logger
+  readonly #epochMs: () => number
   readonly #random: () => number
   readonly #lookupTimeoutMs: number
   readonly #maxStalenessMs: number
@@ -116,9 +116,9 @@ export class ServiceAccountCache implements ServiceAccountSource {
 
   constructor(options: ServiceAccountCacheOptions) {
     this.#mode = options.mode ?? 'watch'
-    this.#log = options.log ?? silentLogger
+    this.#logger = options.logger ?? silentLogger
     this.#api = options.api
-    this.#now = options.now ?? Date.now
+    this.#epochMs = options.epochMs ?? Date.now
     this.#random = options.random ?? Math.random
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 2000
     this.#maxStalenessMs = options.maxStalenessMs ?? 300_000
@@ -178,7 +178,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         return cached
       }
       const seen = this.#notFound.get(`${namespace}/${name}`)
-      if (seen !== undefined && this.#now() < seen + this.#notFoundTtlMs) {
+      if (seen !== undefined && this.#epochMs() < seen + this.#notFoundTtlMs) {
         this.#lookups.inc({ source: 'cache', result: 'not_found' })
         return undefined
       }
@@ -197,7 +197,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
       this.#lookups.inc({ source: 'stale', result: 'found' })
       const reason = errorMessage(e) // #fetch rejects with WebhookErrors only
       const fields = { namespace, serviceAccount: name, staleMs: stale.staleMs, reason }
-      this.#log.warn('ServiceAccount answered from the cached copy: the API server could not be asked', fields)
+      this.#logger.warn('ServiceAccount answered from the cached copy: the API server could not be asked', fields)
       return stale
     }
   }
@@ -208,7 +208,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
    */
   #staleCopy(namespace: string, name: string): ServiceAccount | undefined {
     if (this.#maxStalenessMs === 0) return undefined
-    const staleMs = this.#current ? 0 : this.#now() - this.#confirmedAt
+    const staleMs = this.#current ? 0 : this.#epochMs() - this.#confirmedAt
     if (staleMs > this.#maxStalenessMs) return undefined
     const seen = this.#notFound.get(`${namespace}/${name}`)
     if (seen !== undefined && seen >= this.#confirmedAt) return undefined
@@ -241,7 +241,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
     // Only briefly: the ServiceAccount may be created right after, and the watch may not have delivered it yet.
     this.#notFound.delete(key)
     if (this.#notFound.size >= this.#maxNotFound) this.#notFound.delete(this.#notFound.keys().next().value!)
-    this.#notFound.set(key, this.#now())
+    this.#notFound.set(key, this.#epochMs())
   }
 
   async #run(): Promise<void> {
@@ -265,7 +265,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
         this.#watchRestarts.inc({ reason: outcome.reason })
         if (outcome.reason === 'timeout') {
           failures = 0
-          this.#log.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
+          this.#logger.debug('ServiceAccount watch ended; renewing', { resourceVersion: this.#resourceVersion })
           continue
         }
         this.#current = false
@@ -284,7 +284,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
           needList = true
           if (progressed) {
             failures = 0
-            this.#log.info('ServiceAccount resourceVersion expired (410 Gone); listing again', { reason })
+            this.#logger.info('ServiceAccount resourceVersion expired (410 Gone); listing again', { reason })
             continue
           }
         } else if (!needList) this.#watchRestarts.inc({ reason: 'error' })
@@ -295,7 +295,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
       }
       failures++
       const delay = this.#delay(failures)
-      this.#log.warn(what, { reason, retryInMs: Math.round(delay) })
+      this.#logger.warn(what, { reason, retryInMs: Math.round(delay) })
       await sleep(delay, undefined, { signal }).catch(() => {})
     }
   }
@@ -311,14 +311,14 @@ export class ServiceAccountCache implements ServiceAccountSource {
     const { min, max } = this.#watchTimeoutSeconds
     const timeoutSeconds = min + Math.floor(this.#random() * (max - min + 1))
     const deadlineMs = timeoutSeconds * 1000 + this.#watchDeadlineSlackMs
-    const started = this.#now()
+    const started = this.#epochMs()
     let events = 0
     const request = { resourceVersion: this.#resourceVersion, timeoutSeconds, deadlineMs, signal }
     const end = await this.#api.watch(request, {
       onChange: (type, sa) => (type === 'DELETED' ? this.#store.delete(sa.namespace, sa.name) : this.#store.set(sa)),
       onResourceVersion: rv => {
         this.#resourceVersion = rv
-        this.#confirmedAt = this.#now()
+        this.#confirmedAt = this.#epochMs()
         this.#current = true
         this.#unproven = false
         events++
@@ -334,28 +334,28 @@ export class ServiceAccountCache implements ServiceAccountSource {
       this.#unproven = true
       return { reason: 'stalled', detail: `stream not ended within ${deadlineMs} ms of ${watch}` }
     }
-    const ms = this.#now() - started
+    const ms = this.#epochMs() - started
     // Whatever it delivered: a server that answers each watch with one event (or bookmark) and closes would otherwise
     // get thousands of WATCHes a second, as one that closes without any event did.
     if (ms < (timeoutSeconds - 1) * 1000) {
       return { reason: 'short', detail: `ended after ${ms} ms of ${watch} (events: ${events})` }
     }
-    this.#confirmedAt = this.#now()
+    this.#confirmedAt = this.#epochMs()
     this.#unproven = false
     return { reason: 'timeout' }
   }
 
   async #list(signal: AbortSignal): Promise<void> {
-    const started = this.#now()
+    const started = this.#epochMs()
     const fresh = new ServiceAccountStore()
     if (this.#synced) this.#relists.inc()
     this.#resourceVersion = await this.#api.list(this.#pageSize, signal, sa => fresh.set(sa))
     // Swap only after a complete list, so lookups keep being answered from the old copy meanwhile.
     this.#store = fresh
-    this.#log.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#now() - started })
+    this.#logger.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#epochMs() - started })
     this.#synced = true
     this.#current = true
-    this.#confirmedAt = this.#now()
+    this.#confirmedAt = this.#epochMs()
     this.#onSynced()
   }
 

@@ -29,7 +29,7 @@ export interface AdmissionHandlerOptions {
   /** Bytes received and not yet answered may add up to this (never less than maxRequestBytes); beyond, 503. */
   readonly maxBytesInFlight?: number
   /** Monotonic milliseconds, for durations. */
-  readonly now?: () => number
+  readonly monotonicMs?: () => number
 }
 
 // When the budget is full, a body still arriving this long after its headers gives its bytes back (408) so that a
@@ -60,7 +60,7 @@ const sendError = (res: ServerResponse, status: number, message: string, headers
  */
 export const createAdmissionHandler = (options: AdmissionHandlerOptions): AdmissionListener => {
   const { logger, metrics, source, maxRequestBytes } = options
-  const now = options.now ?? (() => performance.now())
+  const now = options.monotonicMs ?? (() => performance.now())
   // Parsing a body costs several times its size in memory; bounding the bytes held until their answer bounds that,
   // however many connections send large bodies. Bytes count as they arrive, not as declared, so a client that
   // declares a large body and stalls holds only what it sent. Reviews are a few KiB, so thousands fit at once.

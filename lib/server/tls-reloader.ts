@@ -35,7 +35,7 @@ export interface TlsReloaderOptions {
   keyFile: string
   logger: Logger
   /** Registry for the reload counter and expiry gauge; one reloader per registry. */
-  metrics: Registry
+  registry: Registry
   /** How often the files are re-read in case the directory watch missed an event; default 5000 ms. */
   pollIntervalMs?: number
   /** Quiet time after the last directory event before the files are read; default 200 ms. */
@@ -47,7 +47,7 @@ export interface TlsReloaderOptions {
    */
   onReload?: (pair: TlsPair) => void
   /** Clock for the expiry warning; default the system clock. */
-  now?: () => Date
+  currentDate?: () => Date
 }
 
 /** A running reloader. */
@@ -166,16 +166,16 @@ const readBoth = async (certFile: string, keyFile: string): Promise<{ cert: Buff
 /**
  * Loads the pair (rejecting like {@link loadTlsPair} when it is unusable), then watches the files' directories
  * and polls them, swapping in each new valid pair. Registers `certificate_reloads_total{result}` and
- * `certificate_expiry_timestamp_seconds` on `metrics`. An expired or not-yet-valid certificate is served with a
+ * `certificate_expiry_timestamp_seconds` on `registry`. An expired or not-yet-valid certificate is served with a
  * warning, because refusing would turn a late renewal into an outage of every Pod creation. A renewal that is not
  * valid now never replaces a certificate that is: it counts as a failed reload, and a pair not valid yet is
  * installed by the first check after its notBefore if it is still on disk.
  */
 export const createTlsReloader = async (options: TlsReloaderOptions): Promise<TlsReloader> => {
   const { certFile, keyFile, logger } = options
-  const now = options.now ?? (() => new Date())
-  const reloads = options.metrics.counter('certificate_reloads_total', 'Certificate reload attempts after start, by result.')
-  const expiry = options.metrics.gauge('certificate_expiry_timestamp_seconds', 'Expiry (notAfter) of the serving certificate, Unix seconds.')
+  const now = options.currentDate ?? (() => new Date())
+  const reloads = options.registry.counter('certificate_reloads_total', 'Certificate reload attempts after start, by result.')
+  const expiry = options.registry.gauge('certificate_expiry_timestamp_seconds', 'Expiry (notAfter) of the serving certificate, Unix seconds.')
 
   const fingerprint = (cert: Buffer, key: Buffer): string =>
     createHash('sha256').update(cert).update('\0').update(key).digest('hex')

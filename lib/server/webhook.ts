@@ -69,7 +69,7 @@ const apiSource = async (config: WebhookConfig, env: Env, logger: Logger, regist
   const cache = new ServiceAccountCache({
     api: new ServiceAccountApi(client, logger),
     mode: config.serviceAccountCache,
-    log: logger,
+    logger,
     registry,
     lookupTimeoutMs: config.lookupTimeoutMs,
     maxStalenessMs: config.maxCacheStalenessMs,
@@ -96,7 +96,7 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
   const registry = new Registry()
   const metrics = registerWebhookMetrics(registry, Math.round(Date.now() / 1000))
   let servers: RunningServers | undefined
-  const tls = await createTlsReloader({ certFile: config.certFile, keyFile: config.keyFile, logger, metrics: registry, onReload: pair => servers?.setCertificate(pair) })
+  const tls = await createTlsReloader({ certFile: config.certFile, keyFile: config.keyFile, logger, registry, onReload: pair => servers?.setCertificate(pair) })
   let managed: ManagedSource
   try {
     managed = config.serviceAccountFiles.length > 0 ? await staticSource(config.serviceAccountFiles) : await apiSource(config, env, logger, registry)

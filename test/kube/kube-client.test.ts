@@ -60,7 +60,7 @@ t.test('bearer token: re-read after a 401, after 60 s, and never in an error mes
   const dir = t.testdir({ token: 'old-secret\n' })
   const tokenFile = join(dir, 'token')
   let now = 0
-  const client = clientFor(t, fake.url, { connection: { server: new URL(fake.url), tokenFile }, now: () => now })
+  const client = clientFor(t, fake.url, { connection: { server: new URL(fake.url), tokenFile }, epochMs: () => now })
   fake.requiredToken = 'new-secret'
   const failed = await client.getJson(saPath, { accept }).catch((e: unknown) => e)
   t.match(failed, { code: 'KUBE_API', apiStatus: 401 })

@@ -40,8 +40,8 @@ const setup = async (t: Test, seed: FakeServiceAccount[], options: Partial<Servi
   const cache = new ServiceAccountCache({
     api: new ServiceAccountApi(client, log),
     registry,
-    log,
-    now: () => clock.now,
+    logger: log,
+    epochMs: () => clock.now,
     random: () => 0.5,
     backoffMs: { initial: 2, max: 8 },
     pageSize: 3,
@@ -257,7 +257,7 @@ t.test('a server that answers every WATCH with 200 and closes it gets backoff, n
 
 t.test('a healthy idle watch, ended by the server at its timeoutSeconds, costs one WATCH and nothing else', async t => {
   // Real clock and the fake's own timeoutSeconds timer: the 1 s of slack must absorb real timer granularity.
-  const timing = { now: Date.now, watchTimeoutSeconds: { min: 2, max: 2 }, watchDeadlineSlackMs: 1000 }
+  const timing = { epochMs: Date.now, watchTimeoutSeconds: { min: 2, max: 2 }, watchDeadlineSlackMs: 1000 }
   const { fake, cache, registry, logs } = await setup(t, [plain('team-a', 'app')], timing)
   await cache.start()
   t.ok(await until(() => fake.count('watch') === 2), 'the first watch ended after 2 s and was renewed')

@@ -258,7 +258,7 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
 /** True when a raw reply holds a 200 with an allowed review. */
 const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[^]*"allowed":true/.test(reply)
 
-type Limits = { readonly maxRequestBytes: number; readonly maxBytesInFlight?: number; readonly now?: () => number }
+type Limits = { readonly maxRequestBytes: number; readonly maxBytesInFlight?: number; readonly monotonicMs?: () => number }
 
 /** A server of its own with the given handler limits and timeouts; closed when the test ends. */
 const serverWith = async (t: Test, limits: Limits, timeouts: Partial<ServerTimeouts> = {}) => {
@@ -278,7 +278,7 @@ const serverWith = async (t: Test, limits: Limits, timeouts: Partial<ServerTimeo
 
 t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
   // A frozen clock: the held body never looks stalled, so it keeps its bytes however slow the machine is.
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000, now: () => 0 }, { bodyMs: 60_000 })
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000, monotonicMs: () => 0 }, { bodyMs: 60_000 })
   const body = Buffer.from(goodReview)
   const held = await connectRaw(s.port, ca)
   held.socket.write(postHead(body.length))
@@ -300,7 +300,7 @@ t.test('request bytes in flight are bounded: beyond the budget a review gets 503
 })
 
 t.test('the budget counts the bytes received, not the bytes declared', async t => {
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => 0 }, { bodyMs: 60_000 })
+  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000, monotonicMs: () => 0 }, { bodyMs: 60_000 })
   const padded = goodReview.padEnd(8000, ' ')
   const declared = await connectRaw(s.port, ca)
   declared.socket.write(postHead(8000) + padded.slice(0, 100))
@@ -331,7 +331,7 @@ t.test('the budget counts the bytes received, not the bytes declared', async t =
 t.test('with the budget full, a body still arriving 1 s after its headers yields its bytes to a newcomer', async t => {
   // The handler's clock, so ages are exact; real sockets carry the bytes.
   const clock = { now: 0 }
-  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => clock.now }
+  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, monotonicMs: () => clock.now }
   const s = await serverWith(t, limits, { bodyMs: 60_000 })
   const padded = goodReview.padEnd(8000, ' ')
   type Row = [name: string, start: string, trickle: string | undefined, ageMs: number, yields: boolean]
@@ -371,7 +371,7 @@ t.test('with the budget full, a body still arriving 1 s after its headers yields
 
 t.test('a stalled body that wants more room is refused itself; a younger body keeps its bytes', async t => {
   const clock = { now: 0 }
-  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, now: () => clock.now }
+  const limits = { maxRequestBytes: 8000, maxBytesInFlight: 8000, monotonicMs: () => clock.now }
   const s = await serverWith(t, limits, { bodyMs: 60_000 })
   const padded = goodReview.padEnd(8000, ' ')
   const probe = (): Promise<boolean> => request({ port: s.port, ca, body: ' ' }).then(r => r.status === 503)

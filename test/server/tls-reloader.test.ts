@@ -152,7 +152,7 @@ const setup = (dir: string, extra: Partial<TlsReloaderOptions> = {}, timing: 'fa
     certFile: join(dir, 'tls.crt'),
     keyFile: join(dir, 'tls.key'),
     logger: log.logger,
-    metrics,
+    registry: metrics,
     ...(timing === 'fast' ? { pollIntervalMs: 25, debounceMs: 10 } : {}),
     onReload: pair => void reloaded.push(pair),
     ...extra,
@@ -321,7 +321,7 @@ t.test('validity outside now is served with a warning, not refused', async t => 
     t.test(`${name} → loaded with a warning`, async t => {
       const dir = t.testdir()
       await writePlain(dir, pair)
-      const { options, log } = setup(dir, now ? { now } : {})
+      const { options, log } = setup(dir, now ? { currentDate: now } : {})
       const r = await createTlsReloader(options)
       t.teardown(() => r.close())
       t.equal(r.current().serial, pair.serial)
@@ -439,7 +439,7 @@ t.test('a renewal not valid now never replaces a certificate valid now', async t
       const dir = await mkdtemp(join(tmpdir(), 'tls-window-'))
       t.teardown(() => rm(dir, { recursive: true, force: true }))
       const volume = await kubeletVolume(dir, pairA)
-      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { now: manualClock(startedAt).now })
+      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { currentDate: manualClock(startedAt).now })
       const r = await createTlsReloader(options)
       t.teardown(() => r.close())
 
@@ -478,7 +478,7 @@ t.test('a renewal not valid yet that stays on disk is installed once it is valid
   const dir = t.testdir()
   const volume = await kubeletVolume(dir, pairA)
   const clock = manualClock(startedAt)
-  const { options, log, counts, reloaded } = setup(dir, { now: clock.now })
+  const { options, log, counts, reloaded } = setup(dir, { currentDate: clock.now })
   const r = await createTlsReloader(options)
   t.teardown(() => r.close())
 
@@ -509,7 +509,7 @@ t.test('when the certificate in service is not valid now, any renewal that is a 
     t.test(name, async t => {
       const dir = t.testdir()
       const volume = await kubeletVolume(dir, first)
-      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { now: manualClock(at).now })
+      const { options, log, counts, reloaded, expirySeconds } = setup(dir, { currentDate: manualClock(at).now })
       const r = await createTlsReloader(options)
       t.teardown(() => r.close())
       const warnedAtStart = log.lines.filter(l => l.level === 'warn').length

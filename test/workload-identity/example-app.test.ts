@@ -29,7 +29,7 @@ const runApp = async (
   t.teardown(() => fake.close())
   tweak(fake)
   let raw = ''
-  const logger = createLogger({ level: 'info', write: l => void (raw += l), now: () => new Date(0) })
+  const logger = createLogger({ level: 'info', write: l => void (raw += l), currentDate: () => new Date(0) })
   const code = await runExampleApp({
     env: { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: join(dir, 'token'), ...env },
     logger,
