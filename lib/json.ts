@@ -27,3 +27,20 @@ export const parseJson = (text: string, onError: () => Error): unknown => {
     throw onError()
   }
 }
+
+/** Longest part of a value {@link quote} shows. */
+const maxQuoted = 80
+
+/**
+ * A value as shown in an error, warning or log message: a string JSON-quoted (so spaces and control characters are
+ * visible), cut to `max` characters before quoting so an escape is never cut in half, with DEL and the C1 controls
+ * (which JSON leaves raw) escaped too; anything else by its type, so no document is ever echoed.
+ */
+export const quote = (v: unknown, max = maxQuoted): string => {
+  if (!isString(v)) {
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+    return v === null || v === undefined ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v === 'object' ? 'JSON object' : typeof v}`
+  }
+  return JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v)
+    .replace(/[\u007f-\u009f]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

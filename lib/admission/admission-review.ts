@@ -5,9 +5,9 @@
 import jsonpatch from 'fast-json-patch'
 import type { Operation } from 'fast-json-patch'
 import { WebhookError, isWebhookError } from '../errors.js'
-import { isObject, isString, own, type JsonObject } from '../json.js'
+import { isObject, isString, own, quote, type JsonObject } from '../json.js'
 import { auditKey } from '../names.js'
-import { podOptsOut, resolveIdentity, showValue, skippedContainers } from './identity-config.js'
+import { podOptsOut, resolveIdentity, skippedContainers } from './identity-config.js'
 import { boundWarning, maxWarningLength, mutatePod } from './mutate-pod.js'
 import { prefixedAnnotations, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
 
@@ -151,7 +151,7 @@ export const reviewPod = async (pod: JsonObject, namespace: string, source: Serv
   if (optOut) return optOut
   const saName = serviceAccountName(spec)
   if (saName.length > 253 || !dnsSubdomain.test(saName)) {
-    return { outcome: 'denied', error: new WebhookError('BAD_POD', `Pod spec.serviceAccountName ${showValue(saName)} is not a valid ServiceAccount name (a DNS subdomain such as "my-app")`), warnings: [] }
+    return { outcome: 'denied', error: new WebhookError('BAD_POD', `Pod spec.serviceAccountName ${quote(saName)} is not a valid ServiceAccount name (a DNS subdomain such as "my-app")`), warnings: [] }
   }
   let sa: ServiceAccount | undefined
   try {

@@ -6,6 +6,7 @@
  */
 import path from 'node:path'
 import { WebhookError } from '../errors.js'
+import { quote } from '../json.js'
 import { annotationPrefix, defaults, envNames, keys, tokenExpirationBounds } from '../names.js'
 import { emptyAnnotations, type ServiceAccount } from './serviceaccount.js'
 
@@ -35,16 +36,6 @@ export interface IdentityConfig {
 export type IdentityDecision =
   | { readonly kind: 'inject'; readonly config: IdentityConfig; readonly warnings: readonly string[] }
   | { readonly kind: 'skip'; readonly reason: string; readonly warnings: readonly string[] }
-
-const maxShownValue = 80
-
-/**
- * A value as shown in a denial or warning: JSON-quoted (so spaces and control characters are visible), bounded.
- * JSON leaves DEL and the C1 controls raw, so those are escaped as well.
- */
-export const showValue = (v: string): string =>
-  JSON.stringify(v.length > maxShownValue ? `${v.slice(0, maxShownValue)}…` : v)
-    .replace(/[\u007f-\u009f]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 
 // Unicode's control characters (C0, DEL, C1). None may reach an env value or a token field: a TAB or newline in a
 // URL even passes the URL parser, which strips them, while the raw value would be injected.
@@ -134,7 +125,7 @@ export const resolveIdentity = (
   const problems: string[] = []
   const warnings: string[] = []
   const bad = (who: string, key: string, value: string, rule: string, kind = 'annotation'): undefined => {
-    problems.push(`${who} ${kind} ${key}=${showValue(value)} ${rule}`)
+    problems.push(`${who} ${kind} ${key}=${quote(value)} ${rule}`)
     return undefined
   }
   /** An annotation's value: undefined when absent or empty (with a warning) or holding a control character. */
@@ -157,7 +148,7 @@ export const resolveIdentity = (
   }
   const leftAlone = (reason: string): IdentityDecision => {
     for (const [kind, v] of malformedPodSkip) {
-      const shown = `${shortKey(keys.skip)}=${showValue(v)}`
+      const shown = `${shortKey(keys.skip)}=${quote(v)}`
       warnings.push(`Pod ${kind} ${shown} ignored: not "true" or "false", and no identity applies`)
     }
     return { kind: 'skip', reason, warnings }

@@ -5,9 +5,9 @@
  */
 import path from 'node:path'
 import { WebhookError } from '../errors.js'
-import { isObject, isString, own, type JsonObject } from '../json.js'
+import { isObject, isString, own, quote, type JsonObject } from '../json.js'
 import { volumeName } from '../names.js'
-import { showValue, type IdentityConfig } from './identity-config.js'
+import type { IdentityConfig } from './identity-config.js'
 
 /** The mutated Pod (the input itself when nothing changed) and what the user should be told. */
 export interface MutationResult {
@@ -151,22 +151,22 @@ const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig
     }
     const p = normalMountPath(mountPath)
     if (p === target) {
-      const volume = showValue(nameOf(m))
-      conflicts.push(`container ${showValue(name)} already mounts volume ${volume} at ${target}; ${moveAdvice}`)
+      const volume = quote(nameOf(m))
+      conflicts.push(`container ${quote(name)} already mounts volume ${volume} at ${target}; ${moveAdvice}`)
     } else if (isInside(p, target)) {
       // A mount below ours covers the token (a subPath file at .../token) or part of the projection.
-      const volume = showValue(nameOf(m))
-      conflicts.push(`container ${showValue(name)} mounts volume ${volume} at ${showValue(mountPath)}, ` +
+      const volume = quote(nameOf(m))
+      conflicts.push(`container ${quote(name)} mounts volume ${volume} at ${quote(mountPath)}, ` +
         `inside the token directory ${target}, on top of the token; ${moveAdvice}`)
     }
   }
   if (oursCount > 1) {
-    conflicts.push(`container ${showValue(name)} mounts volume ${volumeName} ${oursCount} times; ` +
+    conflicts.push(`container ${quote(name)} mounts volume ${volumeName} ${oursCount} times; ` +
       `remove all but one: the webhook mounts it once, read-only at ${target}`)
   }
   const existing = mounts[ours]
   if (existing && (own(existing, 'subPath') !== undefined || own(existing, 'subPathExpr') !== undefined)) {
-    conflicts.push(`container ${showValue(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`)
+    conflicts.push(`container ${quote(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`)
   }
   if (conflicts.length > found) return container
 
@@ -223,7 +223,7 @@ export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: Readonl
     }
   }
   for (const name of skip) {
-    if (!seen.has(name)) warnings.push(boundWarning(`skip-containers names ${showValue(name)}, which is not a container of this Pod`))
+    if (!seen.has(name)) warnings.push(boundWarning(`skip-containers names ${quote(name)}, which is not a container of this Pod`))
   }
   if (conflicts.length > 0) throw new WebhookError('CONFLICT', conflictMessage(conflicts))
   if (injected === 0) return { pod, changed: false, injected, warnings }

@@ -3,7 +3,7 @@
  * `mutate` command and `serve --service-account`. No API server is involved.
  */
 import { WebhookError } from '../errors.js'
-import { isObject, isString, own, parseJson, type JsonObject } from '../json.js'
+import { isObject, isString, own, parseJson, quote, type JsonObject } from '../json.js'
 import { toServiceAccount, type ServiceAccount, type ServiceAccountSource } from './serviceaccount.js'
 
 const kindOf = (o: JsonObject): unknown => own(o, 'kind')
@@ -18,7 +18,7 @@ export const serviceAccountsFromDocument = (doc: unknown, origin: string): Servi
   }
   if (!isObject(doc)) return fail('not a JSON object')
   const kind = kindOf(doc)
-  const items = kind === 'ServiceAccount' ? [doc] : kind === 'List' || kind === 'ServiceAccountList' ? own(doc, 'items') : fail(`kind is ${JSON.stringify(kind ?? null)}`)
+  const items = kind === 'ServiceAccount' ? [doc] : kind === 'List' || kind === 'ServiceAccountList' ? own(doc, 'items') : fail(`kind is ${quote(kind)}`)
   if (!Array.isArray(items)) return fail('items is not an array')
   return items.map((item, i) => {
     if (!isObject(item) || kindOf(item) !== undefined && kindOf(item) !== 'ServiceAccount') return fail(`item ${i} is not a ServiceAccount`)

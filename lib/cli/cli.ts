@@ -5,6 +5,7 @@
 import { exitCodes, runMutate, type CommandIO } from './mutate-command.js'
 import { runServe, type ServeIO } from './serve-command.js'
 import { version } from '../version.js'
+import { quote } from '../json.js'
 
 const mainHelp = `Usage: stackit-pod-identity-webhook <command> [flags]
 
@@ -35,7 +36,7 @@ export const main = async (argv: readonly string[], io: CommandIO & ServeIO): Pr
       io.stdout(mainHelp)
       return exitCodes.allowed
     default:
-      io.stderr(command === undefined ? mainHelp : `error: unknown command ${JSON.stringify(command.slice(0, 40))} (see --help)\n`)
+      io.stderr(command === undefined ? mainHelp : `error: unknown command ${quote(command)} (see --help)\n`)
       return exitCodes.usage
   }
 }

@@ -3,7 +3,7 @@
  * All I/O goes through the {@link CommandIO} passed in.
  */
 import { WebhookError, isWebhookError } from '../errors.js'
-import { isObject, isString, own, parseJson } from '../json.js'
+import { isObject, isString, own, parseJson, quote } from '../json.js'
 import { admit, parseReview, reviewPod } from '../admission/admission-review.js'
 import { parseArgs } from './cli-args.js'
 import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
@@ -64,7 +64,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
       io.stdout(mutateHelp)
       return exitCodes.allowed
     }
-    if (args.positional.length > 0) throw new WebhookError('USAGE', `mutate: unexpected argument ${JSON.stringify(args.positional[0])}; the input is read from stdin (see --help)`)
+    if (args.positional.length > 0) throw new WebhookError('USAGE', `mutate: unexpected argument ${quote(args.positional[0])}; the input is read from stdin (see --help)`)
     const source = new StaticServiceAccountSource(await loadServiceAccountFiles(args.lists.get('service-account') ?? [], io.readFile))
     const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
     const kind = isObject(input) ? own(input, 'kind') : undefined
@@ -92,7 +92,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
       printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
       return exitCodes.allowed
     }
-    throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${JSON.stringify(isString(kind) ? kind.slice(0, 40) : null)}`)
+    throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${quote(kind)}`)
   } catch (e) {
     /* c8 ignore next -- a non-WebhookError here is a bug; let it crash loudly with its stack */
     if (!isWebhookError(e)) throw e

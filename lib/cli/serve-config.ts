@@ -4,6 +4,7 @@
  */
 import path from 'node:path'
 import { WebhookError } from '../errors.js'
+import { quote } from '../json.js'
 import { parseArgs, type FlagSpec } from './cli-args.js'
 import { isLogLevel, type LogLevel } from '../log.js'
 import type { WebhookConfig } from '../server/webhook.js'
@@ -84,12 +85,12 @@ export const parseDuration = (flag: string, v: string, zero?: string): number =>
   const n = Number(m?.[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000)
   if ((n > 0 || (n === 0 && zero !== undefined)) && n <= 24 * 3_600_000) return n
   const hint = zero === undefined ? '' : `, or 0 to ${zero}`
-  const what = `--${flag} ${JSON.stringify(v)}`
+  const what = `--${flag} ${quote(v)}`
   throw new WebhookError('USAGE', `${what} is not a duration; write e.g. 10s, 500ms or 1m${hint}`)
 }
 
 const parsePort = (flag: string, v: string): number => {
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new WebhookError('USAGE', `--${flag} ${JSON.stringify(v)} is not a port number (0–65535)`)
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new WebhookError('USAGE', `--${flag} ${quote(v)} is not a port number (0–65535)`)
   return Number(v)
 }
 
@@ -103,18 +104,18 @@ export const parseServeArgs = (argv: readonly string[]): { help: boolean; config
   const usage = (msg: string): never => {
     throw new WebhookError('USAGE', `serve: ${msg} (see serve --help)`)
   }
-  if (args.positional.length > 0) usage(`unexpected argument ${JSON.stringify(args.positional[0])}`)
+  if (args.positional.length > 0) usage(`unexpected argument ${quote(args.positional[0])}`)
 
   const certDir = s('cert-dir', '/etc/webhook/certs')
   const tls = s('tls-min-version', '1.3')
-  if (tls !== '1.2' && tls !== '1.3') usage(`--tls-min-version ${JSON.stringify(tls)} must be 1.2 or 1.3`)
+  if (tls !== '1.2' && tls !== '1.3') usage(`--tls-min-version ${quote(tls)} must be 1.2 or 1.3`)
   const logLevel = s('log-level', 'info')
-  if (!isLogLevel(logLevel)) return usage(`--log-level ${JSON.stringify(logLevel)} must be debug, info, warn or error`)
+  if (!isLogLevel(logLevel)) return usage(`--log-level ${quote(logLevel)} must be debug, info, warn or error`)
   const bytesText = s('max-request-bytes', '4194304')
   const maxRequestBytes = /^[0-9]{1,9}$/.test(bytesText) ? Number(bytesText) : NaN
-  if (!(maxRequestBytes >= 1024 && maxRequestBytes <= maxBodyLimit)) usage(`--max-request-bytes ${JSON.stringify(bytesText)} must be a number of bytes from 1024 to ${maxBodyLimit}`)
+  if (!(maxRequestBytes >= 1024 && maxRequestBytes <= maxBodyLimit)) usage(`--max-request-bytes ${quote(bytesText)} must be a number of bytes from 1024 to ${maxBodyLimit}`)
   const cache = s('serviceaccount-cache', 'watch')
-  if (cache !== 'watch' && cache !== 'off') return usage(`--serviceaccount-cache ${JSON.stringify(cache)} must be watch or off`)
+  if (cache !== 'watch' && cache !== 'off') return usage(`--serviceaccount-cache ${quote(cache)} must be watch or off`)
   const files = args.lists.get('service-account') ?? []
   for (const flag of ['api-server', 'api-token-file', 'api-ca-file']) {
     if (files.length > 0 && args.strings.has(flag)) usage(`--${flag} cannot be combined with --service-account (offline mode uses no API server)`)

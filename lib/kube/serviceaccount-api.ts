@@ -3,7 +3,7 @@
  * negotiation: the server sends PartialObjectMetadata, so the secrets lists never cross the wire. When a server
  * refuses that representation (406/415) or ignores it (answers the full kind), plain JSON is used from then on.
  */
-import { isObject, isString, own } from '../json.js'
+import { isObject, isString, own, quote } from '../json.js'
 import { KubeApiError, apiStatusOf } from './kube-client.js'
 import type { KubeClient, WatchEnd } from './kube-client.js'
 import type { Logger } from '../log.js'
@@ -157,7 +157,7 @@ export class ServiceAccountApi implements ServiceAccountRequests {
     const rv = isObject(meta) ? own(meta, 'resourceVersion') : undefined
     if (type === 'BOOKMARK' && isString(rv)) return handlers.onResourceVersion(rv)
     const sa = isChangeType(type) && this.#checkKind(object, objectKinds, `WATCH ${path}`) ? toServiceAccount(object) : undefined
-    if (!isChangeType(type) || !sa || !isString(rv)) throw new KubeApiError(`WATCH ${path}: unexpected event ${JSON.stringify(type ?? null).slice(0, 40)}`, 200)
+    if (!isChangeType(type) || !sa || !isString(rv)) throw new KubeApiError(`WATCH ${path}: unexpected event ${quote(type)}`, 200)
     handlers.onChange(type, sa)
     handlers.onResourceVersion(rv)
   }

@@ -6,7 +6,7 @@
  */
 import type { Agent } from 'node:http'
 import { errorMessage, isWebhookError } from '../errors.js'
-import { isObject, isString, own } from '../json.js'
+import { isObject, isString, own, quote } from '../json.js'
 import type { Logger } from '../log.js'
 import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import { userAgent } from '../version.js'
@@ -49,7 +49,7 @@ export const providerOptionsUrl = (
   endpoint: { value: string; fromOption: boolean },
   region: string,
 ): URL | string => {
-  if (!regionPattern.test(region)) return `${exampleEnvNames.region} must be a region name such as "eu01", got ${JSON.stringify(region.slice(0, 40))}`
+  if (!regionPattern.test(region)) return `${exampleEnvNames.region} must be a region name such as "eu01", got ${quote(region)}`
   const source = endpoint.fromOption ? 'option skeEndpoint' : exampleEnvNames.skeEndpoint
   const base = credentialEndpoint(endpoint.value, endpoint.fromOption)
   if (typeof base === 'string') return `${source} ${base}`

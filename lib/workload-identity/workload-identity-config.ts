@@ -4,6 +4,7 @@
  * An empty value counts as unset, as in the STACKIT Go SDK.
  */
 import { WebhookError } from '../errors.js'
+import { quote } from '../json.js'
 import type { Env } from '../env.js'
 import { defaults, envNames } from '../names.js'
 
@@ -59,13 +60,13 @@ export const credentialEndpoint = (value: string, fromOption: boolean): URL | st
   try {
     url = new URL(value)
   } catch {
-    return `is not a URL: ${JSON.stringify(value.slice(0, 100))}`
+    return `is not a URL: ${quote(value)}`
   }
   // Credentials in the URL would be sent along and could end up in error messages: refuse them, unquoted.
   if (url.username !== '' || url.password !== '') return 'must not contain user name or password'
   // Only over TLS, except to an http: endpoint a program chose itself.
   if (url.protocol === 'https:' || (url.protocol === 'http:' && fromOption)) return url
-  return `must be an https: URL, got ${JSON.stringify(url.protocol)}`
+  return `must be an https: URL, got ${quote(url.protocol)}`
 }
 
 const parseEndpoint = (picked: Picked): URL => {
