@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { WebhookError, errorCode, isWebhookError } from '../errors.js'
-import type { LogFields, Logger } from '../log.js'
+import type { Logger } from '../log.js'
 import type { Registry } from '../metrics.js'
 
 /** A validated certificate and key, ready for `tls.createSecureContext` / `server.setSecureContext`. */
@@ -72,18 +72,24 @@ const describeReadError = (what: string, file: string, e: unknown): WebhookError
   return new WebhookError('TLS', `TLS ${what} file ${file} cannot be read (${code})`, { cause: e })
 }
 
-const readOne = async (what: string, file: string): Promise<Buffer> => {
-  try {
-    return await readFile(file) // follows symlinks, so ..data swaps are read through
-  } catch (e) {
-    throw describeReadError(what, file, e)
-  }
+/** The certificate and key files: their paths, and their contents when read. */
+export interface Files {
+  readonly certFile: string
+  readonly keyFile: string
+  readonly cert: Buffer
+  readonly key: Buffer
 }
+
+// readFile follows symlinks, so ..data swaps are read through.
+const readOne = (what: string, file: string): Promise<Buffer> =>
+  readFile(file).catch((e: unknown) => {
+    throw describeReadError(what, file, e)
+  })
 
 const beginCertificate = '-----BEGIN CERTIFICATE-----'
 
 /** Validates raw file contents; the messages name the file and the problem but never quote its contents. */
-const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer): TlsPair => {
+const parsePair = ({ certFile, keyFile, cert, key }: Files): TlsPair => {
   if (!cert.includes(beginCertificate)) {
     throw new WebhookError('TLS', `TLS certificate file ${certFile} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`)
   }
@@ -134,16 +140,38 @@ const parsePair = (certFile: string, keyFile: string, cert: Buffer, key: Buffer)
   return { cert, key, serial: x509.serialNumber, notAfter: new Date(x509.validTo), notBefore: new Date(x509.validFrom) }
 }
 
-/** True when clients accept the pair's validity at `t` (ms); the bounds match the warnings at load. */
-const validAt = (pair: TlsPair, t: number): boolean => pair.notBefore.getTime() <= t && t < pair.notAfter.getTime()
+/** Where a pair's validity stands at `t` (ms); the warnings at load and the judgement of renewals share its bounds. */
+const validity = (pair: TlsPair, t: number): 'valid' | 'expired' | 'not valid yet' =>
+  pair.notAfter.getTime() <= t ? 'expired' : pair.notBefore.getTime() > t ? 'not valid yet' : 'valid'
 
-/** Why a pair cannot be installed at `t` over one that is valid then; names the file and the window, not contents. */
-const notValidNow = (certFile: string, pair: TlsPair, t: number): WebhookError => {
-  const window = `valid from ${pair.notBefore.toISOString()} to ${pair.notAfter.toISOString()}`
-  const what = `TLS certificate file ${certFile} (serial ${pair.serial})`
-  return pair.notAfter.getTime() <= t
-    ? new WebhookError('TLS', `${what} has expired (${window}); install a renewed certificate`)
-    : new WebhookError('TLS', `${what} is not valid yet (${window}); it goes into service then if still in place`)
+/** A pair to install, or why the files stay out (naming the file, never contents) and when to look at them again. */
+export type Verdict =
+  | { readonly install: TlsPair }
+  | { readonly reason: unknown; readonly refused?: TlsPair; readonly recheckAt: number }
+
+/**
+ * Judges renewed file contents read at `t` against the pair in service. Every verifying client (the API server)
+ * would refuse a pair not valid now, so it must not replace one they accept; one not valid yet is looked at again
+ * from its notBefore, to go into service then (an expired one never is). When the pair in service is not valid now
+ * either, the new one cannot make things worse and is installed (with a warning): it may be the fix the operator is
+ * rolling out, and clocks can be wrong on either side.
+ */
+export const judgeRenewal = (files: Files, current: TlsPair, t: number): Verdict => {
+  let next: TlsPair
+  try {
+    next = parsePair(files)
+  } catch (reason) {
+    return { reason, recheckAt: Infinity }
+  }
+  const problem = validity(next, t)
+  if (problem === 'valid' || validity(current, t) !== 'valid') return { install: next }
+  const what = `TLS certificate file ${files.certFile} (serial ${next.serial})`
+  const window = `valid from ${next.notBefore.toISOString()} to ${next.notAfter.toISOString()}`
+  const message = problem === 'expired'
+    ? `${what} has expired (${window}); install a renewed certificate`
+    : `${what} is not valid yet (${window}); it goes into service then if still in place`
+  const recheckAt = problem === 'expired' ? Infinity : next.notBefore.getTime()
+  return { reason: new WebhookError('TLS', message), refused: next, recheckAt }
 }
 
 /**
@@ -152,149 +180,28 @@ const notValidNow = (certFile: string, pair: TlsPair, t: number): WebhookError =
  * certificate not a pair, or refused by the TLS server's loader. Expiry is not checked here (see
  * {@link createTlsReloader}, which warns).
  */
-export const loadTlsPair = async (certFile: string, keyFile: string): Promise<TlsPair> => {
-  const { cert, key } = await readBoth(certFile, keyFile)
-  return parsePair(certFile, keyFile, cert, key)
-}
+export const loadTlsPair = async (certFile: string, keyFile: string): Promise<TlsPair> =>
+  parsePair(await readBoth(certFile, keyFile))
 
 // One after the other, so that when both files are bad the certificate is always the one reported.
-const readBoth = async (certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> => ({
+const readBoth = async (certFile: string, keyFile: string): Promise<Files> => ({
+  certFile,
+  keyFile,
   cert: await readOne('certificate', certFile),
   key: await readOne('key', keyFile),
 })
 
+/** Identifies the files' contents without keeping them around. */
+const fingerprint = ({ cert, key }: Pick<Files, 'cert' | 'key'>): string =>
+  createHash('sha256').update(cert).update('\0').update(key).digest('hex')
+
 /**
- * Loads the pair (rejecting like {@link loadTlsPair} when it is unusable), then watches the files' directories
- * and polls them, swapping in each new valid pair. Registers `certificate_reloads_total{result}` and
- * `certificate_expiry_timestamp_seconds` on `registry`. An expired or not-yet-valid certificate is served with a
- * warning, because refusing would turn a late renewal into an outage of every Pod creation. A renewal that is not
- * valid now never replaces a certificate that is: it counts as a failed reload, and a pair not valid yet is
- * installed by the first check after its notBefore if it is still on disk.
+ * Watches the files' directories, not the files: a watch on tls.crt follows the symlink to an inode that the
+ * kubelet's ..data swap abandons, so it would go quiet after the first rotation. Polling covers a watch that fails.
  */
-export const createTlsReloader = async (options: TlsReloaderOptions): Promise<TlsReloader> => {
-  const { certFile, keyFile, logger } = options
-  const now = options.currentDate ?? (() => new Date())
-  const reloads = options.registry.counter('certificate_reloads_total', 'Certificate reload attempts after start, by result.')
-  const expiry = options.registry.gauge('certificate_expiry_timestamp_seconds', 'Expiry (notAfter) of the serving certificate, Unix seconds.')
-
-  const fingerprint = (cert: Buffer, key: Buffer): string =>
-    createHash('sha256').update(cert).update('\0').update(key).digest('hex')
-
-  const announce = (pair: TlsPair, msg: string): void => {
-    const fields = { serial: pair.serial, notAfter: pair.notAfter.toISOString(), certFile }
-    logger.info(msg, fields)
-    const t = now().getTime()
-    if (pair.notAfter.getTime() <= t) logger.warn('TLS certificate has expired; clients will reject it until it is renewed', fields)
-    else if (pair.notBefore.getTime() > t) logger.warn('TLS certificate is not valid yet; clients will reject it until then', { ...fields, notBefore: pair.notBefore.toISOString() })
-    expiry.set(pair.notAfter.getTime() / 1000)
-  }
-
-  let current = await loadTlsPair(certFile, keyFile)
-  // Content of the last pair looked at, good or bad, so a broken pair is reported once rather than on every poll;
-  // one refused only for not being valid yet is looked at again from `recheckAt` (its notBefore) on.
-  let seen = fingerprint(current.cert, current.key)
-  let recheckAt = Infinity
-  const see = (state: string, until = Infinity): void => {
-    seen = state
-    recheckAt = until
-  }
-  const judged = (state: string): boolean => state === seen && now().getTime() < recheckAt
-  // Both series exist from the start so rate() and alerts work before the first renewal.
-  reloads.inc({ result: 'success' }, 0)
-  reloads.inc({ result: 'failure' }, 0)
-  announce(current, 'TLS certificate loaded')
-
-  let closed = false
-  // Only our own messages are logged: they name files and problems, never key or certificate contents.
-  const reasonOf = (e: unknown): string => (isWebhookError(e) ? e.message : 'the new certificate was rejected by the server')
-  const fail = (e: unknown, fields: LogFields = {}): void => {
-    reloads.inc({ result: 'failure' })
-    const line = { reason: reasonOf(e), serial: current.serial, ...fields }
-    logger.error('TLS certificate reload failed; keeping the certificate in service', line)
-  }
-
-  // A writer that replaces the two files one after the other, or a half-written file, can be caught mid-update.
-  // A new broken state is therefore only judged when a later check (after the debounce period, or the next poll)
-  // still finds it, so that ordinary renewals do not count spurious failures.
-  let suspect: string | undefined
-  // `refused` describes a pair that parsed but is not valid now: its window is logged, and it is looked at again
-  // from its notBefore on.
-  const reject = (state: string, e: unknown, refused?: TlsPair): void => {
-    if (suspect !== state) {
-      suspect = state
-      logger.debug('TLS files changed but are not a valid pair yet; checking again', { reason: reasonOf(e) })
-      onEvent() // look again after the debounce period, even when polling is slow
-      return
-    }
-    // A pair not valid yet becomes valid at its notBefore and should then go into service; an expired one never does.
-    const notBefore = refused?.notBefore.getTime() ?? Infinity
-    see(state, notBefore > now().getTime() ? notBefore : Infinity)
-    fail(e, refused ? {
-      certFile,
-      newSerial: refused.serial,
-      newNotBefore: refused.notBefore.toISOString(),
-      newNotAfter: refused.notAfter.toISOString(),
-    } : {})
-  }
-
-  const checkOnce = async (): Promise<void> => {
-    let files: { cert: Buffer; key: Buffer }
-    try {
-      files = await readBoth(certFile, keyFile)
-    } catch (e) {
-      // Keyed by the error, so a file that stays missing is reported once, not on every poll.
-      const state = `unreadable: ${String(e)}`
-      if (judged(state) || closed) return
-      reject(state, e)
-      return
-    }
-    const state = fingerprint(files.cert, files.key)
-    // Checked after the await: close() may have run while the files were read.
-    if (judged(state) || closed) return
-    let next: TlsPair
-    try {
-      next = parsePair(certFile, keyFile, files.cert, files.key)
-    } catch (e) {
-      reject(state, e)
-      return
-    }
-    const t = now().getTime()
-    // Every verifying client (the API server) would refuse the new pair, so it must not replace one they accept.
-    // When the pair in service is not valid now either, the new one cannot make things worse and is installed
-    // (announce() warns): it may be the fix the operator is rolling out, and clocks can be wrong on either side.
-    if (validAt(current, t) && !validAt(next, t)) {
-      reject(state, notValidNow(certFile, next, t), next)
-      return
-    }
-    see(state)
-    try {
-      options.onReload?.(next)
-    } catch (e) {
-      fail(e)
-      return
-    }
-    current = next
-    reloads.inc({ result: 'success' })
-    announce(current, 'TLS certificate reloaded')
-  }
-
-  // Checks run one after another, so two triggers can never swap pairs out of order.
-  let queue = Promise.resolve()
-  const check = (): void => {
-    queue = queue.then(checkOnce)
-  }
-
-  const debounceMs = options.debounceMs ?? defaultDebounceMs
-  let debounce: NodeJS.Timeout | undefined
-  const onEvent = (): void => {
-    clearTimeout(debounce)
-    debounce = setTimeout(check, debounceMs).unref()
-  }
-
-  // Watch the directories, not the files: a watch on tls.crt follows the symlink to an inode that the kubelet's
-  // ..data swap abandons, so it would go quiet after the first rotation.
+const watchDirectories = (files: readonly string[], onEvent: () => void, logger: Logger): FSWatcher[] => {
   const watchers: FSWatcher[] = []
-  for (const dir of new Set([dirname(certFile), dirname(keyFile)])) {
+  for (const dir of new Set(files.map(file => dirname(file)))) {
     try {
       const w = watch(dir, { persistent: false }, onEvent)
       /* c8 ignore next 4: watch errors (inotify limits, vanished mounts) cannot be provoked reliably; polling covers them */
@@ -308,14 +215,112 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
       logger.warn('TLS certificate directory cannot be watched; relying on polling', { dir, reason: String(e) })
     }
   }
+  return watchers
+}
+
+/**
+ * Loads the pair (rejecting like {@link loadTlsPair} when it is unusable), then watches the files' directories
+ * and polls them, swapping in each new valid pair. Registers `certificate_reloads_total{result}` and
+ * `certificate_expiry_timestamp_seconds` on `registry`. An expired or not-yet-valid certificate is served with a
+ * warning, because refusing would turn a late renewal into an outage of every Pod creation. A renewal that is not
+ * valid now never replaces a certificate that is: it counts as a failed reload, and a pair not valid yet is
+ * installed by the first check after its notBefore if it is still on disk.
+ */
+export const createTlsReloader = async (options: TlsReloaderOptions): Promise<TlsReloader> => {
+  const { certFile, keyFile, logger, debounceMs = defaultDebounceMs } = options
+  const now = options.currentDate ?? (() => new Date())
+  const reloads = options.registry.counter('certificate_reloads_total', 'Certificate reload attempts after start, by result.')
+  const expiry = options.registry.gauge('certificate_expiry_timestamp_seconds', 'Expiry (notAfter) of the serving certificate, Unix seconds.')
+
+  const announce = (pair: TlsPair, msg: string): void => {
+    const fields = { serial: pair.serial, notAfter: pair.notAfter.toISOString(), certFile }
+    logger.info(msg, fields)
+    const problem = validity(pair, now().getTime())
+    if (problem === 'expired') {
+      logger.warn('TLS certificate has expired; clients will reject it until it is renewed', fields)
+    } else if (problem === 'not valid yet') {
+      const notBefore = pair.notBefore.toISOString()
+      logger.warn('TLS certificate is not valid yet; clients will reject it until then', { ...fields, notBefore })
+    }
+    expiry.set(pair.notAfter.getTime() / 1000)
+  }
+
+  const first = await loadTlsPair(certFile, keyFile)
+  const state = {
+    current: first,
+    // The contents (or read error) last judged, good or bad, so a broken pair is reported once rather than on every
+    // poll; the judgement holds until `recheckAt` (see Verdict).
+    judged: fingerprint(first),
+    recheckAt: Infinity,
+    // New broken contents seen once and not judged yet ('' for none; see checkOnce).
+    suspect: '',
+    closed: false,
+    // Checks run one after another, so two triggers can never swap pairs out of order.
+    queue: Promise.resolve(),
+    debounce: undefined as NodeJS.Timeout | undefined,
+  }
+  // Both series exist from the start so rate() and alerts work before the first renewal.
+  for (const result of ['success', 'failure']) reloads.inc({ result }, 0)
+  announce(first, 'TLS certificate loaded')
+
+  // Only our own messages are logged: they name files and problems, never key or certificate contents.
+  const reasonOf = (e: unknown): string => (isWebhookError(e) ? e.message : 'the new certificate was rejected by the server')
+  const fail = (e: unknown, refused?: TlsPair): void => {
+    reloads.inc({ result: 'failure' })
+    const renewal = refused && { certFile, newSerial: refused.serial, newNotBefore: refused.notBefore.toISOString(),
+      newNotAfter: refused.notAfter.toISOString() }
+    const line = { reason: reasonOf(e), serial: state.current.serial, ...renewal }
+    logger.error('TLS certificate reload failed; keeping the certificate in service', line)
+  }
+
+  const checkOnce = async (): Promise<void> => {
+    const read = await readBoth(certFile, keyFile).then(
+      files => ({ files, contents: fingerprint(files) }),
+      // Keyed by the error, so a file that stays missing is reported once, not on every poll.
+      (reason: unknown) => ({ contents: `unreadable: ${String(reason)}`, verdict: { reason, recheckAt: Infinity } }),
+    )
+    const t = now().getTime()
+    // Checked after the await: close() may have run while the files were read.
+    if (state.closed || (read.contents === state.judged && t < state.recheckAt)) return
+    const verdict: Verdict = 'files' in read ? judgeRenewal(read.files, state.current, t) : read.verdict
+    if ('install' in verdict) {
+      Object.assign(state, { judged: read.contents, recheckAt: Infinity })
+      try {
+        options.onReload?.(verdict.install)
+      } catch (e) {
+        return fail(e)
+      }
+      state.current = verdict.install
+      reloads.inc({ result: 'success' })
+      announce(state.current, 'TLS certificate reloaded')
+    } else if (state.suspect !== read.contents) {
+      // A writer that replaces the two files one after the other, or a half-written file, can be caught mid-update.
+      // New broken contents are therefore only judged when a later check (after the debounce period, or the next
+      // poll) still finds them, so that ordinary renewals do not count spurious failures.
+      state.suspect = read.contents
+      const reason = reasonOf(verdict.reason)
+      logger.debug('TLS files changed but are not a valid pair yet; checking again', { reason })
+      onEvent() // look again after the debounce period, even when polling is slow
+    } else {
+      Object.assign(state, { judged: read.contents, recheckAt: verdict.recheckAt })
+      fail(verdict.reason, verdict.refused)
+    }
+  }
+  const check = (): void => void (state.queue = state.queue.then(checkOnce))
+  const onEvent = (): void => {
+    clearTimeout(state.debounce)
+    state.debounce = setTimeout(check, debounceMs).unref()
+  }
+
+  const watchers = watchDirectories([certFile, keyFile], onEvent, logger)
   const poll = setInterval(check, options.pollIntervalMs ?? defaultPollIntervalMs).unref()
 
   return {
-    current: () => current,
+    current: () => state.current,
     close: () => {
-      closed = true
+      state.closed = true
       clearInterval(poll)
-      clearTimeout(debounce)
+      clearTimeout(state.debounce)
       for (const w of watchers) w.close()
     },
   }

@@ -11,7 +11,13 @@ import { isWebhookError } from '../../lib/errors.js'
 import { secureOptions } from '../../lib/server/listeners.js'
 import { createLogger } from '../../lib/log.js'
 import { Registry } from '../../lib/metrics.js'
-import { createTlsReloader, loadTlsPair, type TlsPair, type TlsReloaderOptions } from '../../lib/server/tls-reloader.js'
+import {
+  createTlsReloader,
+  judgeRenewal,
+  loadTlsPair,
+  type TlsPair,
+  type TlsReloaderOptions,
+} from '../../lib/server/tls-reloader.js'
 import { runCli } from '../helpers/webhook-client.js'
 import { makeCa, makeMismatchedPair, makeSelfSigned, makeServerCert, type CertFiles } from '../helpers/certs.js'
 import { fixturePath } from '../helpers/paths.js'
@@ -253,6 +259,39 @@ t.test('loadTlsPair returns the validated pair', async t => {
   t.ok(pair.notBefore.getTime() < Date.now())
   t.same(pair.cert, await readFile(pairA.certFile))
   t.same(pair.key, await readFile(pairA.keyFile))
+})
+
+t.test('a renewal is judged at the bounds of its validity: installed, or kept out until when', async t => {
+  const files = async ({ certFile, keyFile }: CertFiles) =>
+    ({ certFile, keyFile, cert: await readFile(certFile), key: await readFile(keyFile) })
+  const valid = await loadTlsPair(pairA.certFile, pairA.keyFile)
+  const validLonger = await loadTlsPair(notYetValid.certFile, notYetValid.keyFile)
+  const [from, until] = [notYetValid.notBefore.getTime(), pairA.notAfter.getTime()]
+  type KeptOut = { reason: RegExp; recheckAt: number; refused: string | undefined }
+  type Case = [name: string, current: TlsPair, renewal: CertFiles, at: number, expected: 'install' | KeptOut]
+  const cases: Case[] = [
+    ['1 ms before its notBefore → kept out until then', valid, notYetValid, from - 1,
+      { reason: /is not valid yet/, recheckAt: from, refused: notYetValid.serial }],
+    ['at its notBefore → installed', valid, notYetValid, from, 'install'],
+    ['1 ms before its notAfter → installed', validLonger, pairA, until - 1, 'install'],
+    ['at its notAfter → kept out for good', validLonger, pairA, until,
+      { reason: /has expired/, recheckAt: Infinity, refused: pairA.serial }],
+    ['not a pair → kept out for good', valid, mismatched, startedAt,
+      { reason: /does not belong/, recheckAt: Infinity, refused: undefined }],
+  ]
+  for (const [name, current, renewal, at, expected] of cases) {
+    const verdict = judgeRenewal(await files(renewal), current, at)
+    if (expected === 'install') {
+      t.equal('install' in verdict && verdict.install.serial, renewal.serial, name)
+    } else if ('install' in verdict) {
+      t.fail(`${name}: installed`)
+    } else {
+      t.ok(isWebhookError(verdict.reason, 'TLS'), `${name}: a TLS error`)
+      t.match(String(verdict.reason), expected.reason, name)
+      t.equal(verdict.recheckAt, expected.recheckAt, `${name}: looked at again at ${expected.recheckAt}`)
+      t.equal(verdict.refused?.serial, expected.refused, `${name}: the refused pair`)
+    }
+  }
 })
 
 t.test('what start-up accepts, the TLS server serves (blocks it ignores included)', async t => {
