@@ -5,7 +5,7 @@
 import { WebhookError, isWebhookError } from '../errors.js'
 import { isObject, isString, own, parseJson, quote } from '../json.js'
 import { admit, parseReview, reviewPod } from '../admission/admission-review.js'
-import { parseArgs } from './cli-args.js'
+import { parseFlags } from './cli-args.js'
 import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
 
 /** The process edges a command uses; tests pass in-memory versions. */
@@ -41,6 +41,13 @@ Exit codes:
   2  unusable input or usage (message on stderr, nothing on stdout)
 `
 
+/** The flags `mutate` accepts, with their defaults. */
+const mutateFlags = {
+  'service-account': { type: 'string', multiple: true },
+  namespace: { type: 'string', default: 'default' },
+  help: { type: 'boolean', default: false },
+} as const
+
 /** Prints a document; one nested deeper than the serialiser's stack allows is unusable input, not a crash. */
 const printJson = (io: CommandIO, doc: unknown): void => {
   let text: string
@@ -59,13 +66,17 @@ const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
 /** Runs `mutate` with its arguments (after the subcommand name); resolves to the exit code. */
 export const runMutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
   try {
-    const args = parseArgs(argv, { 'service-account': { kind: 'list' }, namespace: { kind: 'string' }, help: { kind: 'boolean' } }, 'stackit-pod-identity-webhook mutate')
-    if (args.booleans.has('help')) {
+    const { values: args, positionals } = parseFlags(argv, mutateFlags, 'stackit-pod-identity-webhook mutate')
+    if (args.help) {
       io.stdout(mutateHelp)
       return exitCodes.allowed
     }
-    if (args.positional.length > 0) throw new WebhookError('USAGE', `mutate: unexpected argument ${quote(args.positional[0])}; the input is read from stdin (see --help)`)
-    const source = new StaticServiceAccountSource(await loadServiceAccountFiles(args.lists.get('service-account') ?? [], io.readFile))
+    if (positionals.length > 0) {
+      const why = `unexpected argument ${quote(positionals[0])}; the input is read from stdin`
+      throw new WebhookError('USAGE', `mutate: ${why} (see --help)`)
+    }
+    const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
+    const source = new StaticServiceAccountSource(files)
     const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
     const kind = isObject(input) ? own(input, 'kind') : undefined
 
@@ -80,7 +91,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
     if (kind === 'Pod' && isObject(input)) {
       const meta = own(input, 'metadata')
       const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
-      const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.strings.get('namespace') ?? 'default'
+      const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.namespace
       const decision = await reviewPod(input, namespace, source)
       printWarnings(io, decision.warnings)
       if (decision.outcome === 'denied') {

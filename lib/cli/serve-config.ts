@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { WebhookError } from '../errors.js'
 import { quote } from '../json.js'
-import { parseArgs, type FlagSpec } from './cli-args.js'
+import { parseFlags, type Flags } from './cli-args.js'
 import { isLogLevel, type LogLevel } from '../log.js'
 import type { WebhookConfig } from '../server/webhook.js'
 
@@ -14,28 +14,28 @@ export interface ServeConfig extends WebhookConfig {
   readonly logLevel: LogLevel
 }
 
-/** The flags `serve` accepts (also checked against the manifests' container args). */
-export const serveFlags: Readonly<Record<string, FlagSpec>> = {
-  port: { kind: 'string' },
-  'bind-address': { kind: 'string' },
-  'cert-dir': { kind: 'string' },
-  'tls-cert-file': { kind: 'string' },
-  'tls-key-file': { kind: 'string' },
-  'tls-min-version': { kind: 'string' },
-  'health-port': { kind: 'string' },
-  'metrics-port': { kind: 'string' },
-  'max-request-bytes': { kind: 'string' },
-  'service-account': { kind: 'list' },
-  'log-level': { kind: 'string' },
-  'shutdown-timeout': { kind: 'string' },
-  'api-server': { kind: 'string' },
-  'api-token-file': { kind: 'string' },
-  'api-ca-file': { kind: 'string' },
-  'serviceaccount-cache': { kind: 'string' },
-  'lookup-timeout': { kind: 'string' },
-  'max-cache-staleness': { kind: 'string' },
-  help: { kind: 'boolean' },
-}
+/** The flags `serve` accepts, with their defaults (also checked against the manifests' container args). */
+export const serveFlags = {
+  port: { type: 'string', default: '9443' },
+  'bind-address': { type: 'string', default: '0.0.0.0' },
+  'cert-dir': { type: 'string', default: '/etc/webhook/certs' },
+  'tls-cert-file': { type: 'string' },
+  'tls-key-file': { type: 'string' },
+  'tls-min-version': { type: 'string', default: '1.3' },
+  'health-port': { type: 'string', default: '8081' },
+  'metrics-port': { type: 'string', default: '8080' },
+  'max-request-bytes': { type: 'string', default: '4194304' },
+  'service-account': { type: 'string', multiple: true },
+  'log-level': { type: 'string', default: 'info' },
+  'shutdown-timeout': { type: 'string', default: '10s' },
+  'api-server': { type: 'string' },
+  'api-token-file': { type: 'string' },
+  'api-ca-file': { type: 'string' },
+  'serviceaccount-cache': { type: 'string', default: 'watch' },
+  'lookup-timeout': { type: 'string', default: '2s' },
+  'max-cache-staleness': { type: 'string', default: '5m' },
+  help: { type: 'boolean', default: false },
+} as const satisfies Flags
 
 export const serveHelp = `Usage: stackit-pod-identity-webhook serve [flags]
 
@@ -99,49 +99,49 @@ const maxBodyLimit = 64 * 1024 * 1024
 
 /** Parses and validates `serve`'s arguments; `help` is true when --help was given. */
 export const parseServeArgs = (argv: readonly string[]): { help: boolean; config: ServeConfig } => {
-  const args = parseArgs(argv, serveFlags, 'stackit-pod-identity-webhook serve')
-  const s = (name: string, fallback: string): string => args.strings.get(name) ?? fallback
+  const { values: v, positionals } = parseFlags(argv, serveFlags, 'stackit-pod-identity-webhook serve')
   const usage = (msg: string): never => {
     throw new WebhookError('USAGE', `serve: ${msg} (see serve --help)`)
   }
-  if (args.positional.length > 0) usage(`unexpected argument ${quote(args.positional[0])}`)
+  if (positionals.length > 0) usage(`unexpected argument ${quote(positionals[0])}`)
 
-  const certDir = s('cert-dir', '/etc/webhook/certs')
-  const tls = s('tls-min-version', '1.3')
+  const tls = v['tls-min-version']
   if (tls !== '1.2' && tls !== '1.3') usage(`--tls-min-version ${quote(tls)} must be 1.2 or 1.3`)
-  const logLevel = s('log-level', 'info')
+  const logLevel = v['log-level']
   if (!isLogLevel(logLevel)) return usage(`--log-level ${quote(logLevel)} must be debug, info, warn or error`)
-  const bytesText = s('max-request-bytes', '4194304')
+  const bytesText = v['max-request-bytes']
   const maxRequestBytes = /^[0-9]{1,9}$/.test(bytesText) ? Number(bytesText) : NaN
-  if (!(maxRequestBytes >= 1024 && maxRequestBytes <= maxBodyLimit)) usage(`--max-request-bytes ${quote(bytesText)} must be a number of bytes from 1024 to ${maxBodyLimit}`)
-  const cache = s('serviceaccount-cache', 'watch')
+  if (!(maxRequestBytes >= 1024 && maxRequestBytes <= maxBodyLimit)) {
+    usage(`--max-request-bytes ${quote(bytesText)} must be a number of bytes from 1024 to ${maxBodyLimit}`)
+  }
+  const cache = v['serviceaccount-cache']
   if (cache !== 'watch' && cache !== 'off') return usage(`--serviceaccount-cache ${quote(cache)} must be watch or off`)
-  const files = args.lists.get('service-account') ?? []
-  for (const flag of ['api-server', 'api-token-file', 'api-ca-file']) {
-    if (files.length > 0 && args.strings.has(flag)) usage(`--${flag} cannot be combined with --service-account (offline mode uses no API server)`)
+  const files = v['service-account'] ?? []
+  for (const flag of ['api-server', 'api-token-file', 'api-ca-file'] as const) {
+    if (files.length > 0 && v[flag] !== undefined) {
+      usage(`--${flag} cannot be combined with --service-account (offline mode uses no API server)`)
+    }
   }
-  const optional = (flag: string, key: 'apiServer' | 'apiTokenFile' | 'apiCaFile'): Partial<ServeConfig> => {
-    const v = args.strings.get(flag)
-    return v === undefined ? {} : { [key]: v }
-  }
+  const optional = (key: 'apiServer' | 'apiTokenFile' | 'apiCaFile', value: string | undefined): Partial<ServeConfig> =>
+    value === undefined ? {} : { [key]: value }
   const config: ServeConfig = {
-    port: parsePort('port', s('port', '9443')),
-    bindAddress: s('bind-address', '0.0.0.0'),
-    certFile: s('tls-cert-file', path.join(certDir, 'tls.crt')),
-    keyFile: s('tls-key-file', path.join(certDir, 'tls.key')),
+    port: parsePort('port', v.port),
+    bindAddress: v['bind-address'],
+    certFile: v['tls-cert-file'] ?? path.join(v['cert-dir'], 'tls.crt'),
+    keyFile: v['tls-key-file'] ?? path.join(v['cert-dir'], 'tls.key'),
     tlsMinVersion: tls === '1.2' ? 'TLSv1.2' : 'TLSv1.3',
-    healthPort: parsePort('health-port', s('health-port', '8081')),
-    metricsPort: parsePort('metrics-port', s('metrics-port', '8080')),
+    healthPort: parsePort('health-port', v['health-port']),
+    metricsPort: parsePort('metrics-port', v['metrics-port']),
     maxRequestBytes,
     serviceAccountFiles: files,
     logLevel,
-    shutdownTimeoutMs: parseDuration('shutdown-timeout', s('shutdown-timeout', '10s')),
+    shutdownTimeoutMs: parseDuration('shutdown-timeout', v['shutdown-timeout']),
     serviceAccountCache: cache,
-    lookupTimeoutMs: parseDuration('lookup-timeout', s('lookup-timeout', '2s')),
-    maxCacheStalenessMs: parseDuration('max-cache-staleness', s('max-cache-staleness', '5m'), 'turn the fallback off'),
-    ...optional('api-server', 'apiServer'),
-    ...optional('api-token-file', 'apiTokenFile'),
-    ...optional('api-ca-file', 'apiCaFile'),
+    lookupTimeoutMs: parseDuration('lookup-timeout', v['lookup-timeout']),
+    maxCacheStalenessMs: parseDuration('max-cache-staleness', v['max-cache-staleness'], 'turn the fallback off'),
+    ...optional('apiServer', v['api-server']),
+    ...optional('apiTokenFile', v['api-token-file']),
+    ...optional('apiCaFile', v['api-ca-file']),
   }
-  return { help: args.booleans.has('help'), config }
+  return { help: v.help, config }
 }

@@ -1,36 +1,55 @@
 import t from 'tap'
-import { parseArgs, type FlagSpec } from '../../lib/cli/cli-args.js'
+import { parseFlags } from '../../lib/cli/cli-args.js'
 
-const specs: Record<string, FlagSpec> = { port: { kind: 'string' }, file: { kind: 'list' }, debug: { kind: 'boolean' } }
+const specs = {
+  port: { type: 'string' },
+  file: { type: 'string', multiple: true },
+  debug: { type: 'boolean' },
+} as const
 
 t.test('accepted forms', async t => {
-  type Row = [argv: string[], strings: Record<string, string>, lists: Record<string, string[]>, booleans: string[], positional: string[]]
+  type Row = [argv: string[], values: Record<string, unknown>, positionals: string[]]
   const rows: Row[] = [
-    [[], {}, {}, [], []],
-    [['--port', '1'], { port: '1' }, {}, [], []],
-    [['--port=1'], { port: '1' }, {}, [], []],
-    [['--port', '1', '--port', '2'], { port: '2' }, {}, [], []],
-    [['--port='], { port: '' }, {}, [], []],
-    [['--file', 'a', '--file=b'], {}, { file: ['a', 'b'] }, [], []],
-    [['--debug', 'x'], {}, {}, ['debug'], ['x']],
-    [['a', '--', '--port', 'b'], {}, {}, [], ['a', '--port', 'b']],
+    [[], {}, []],
+    [['--port', '1'], { port: '1' }, []],
+    [['--port=1'], { port: '1' }, []],
+    [['--port', '1', '--port', '2'], { port: '2' }, []],
+    [['--port='], { port: '' }, []],
+    [['--port=a=b'], { port: 'a=b' }, []],
+    [['--port', '-1'], { port: '-1' }, []],
+    [['--port', '--debug'], { port: '--debug' }, []],
+    [['--port', '--', 'x'], { port: '--' }, ['x']],
+    [['--file', 'a', '--file=b', '--file', '-c'], { file: ['a', 'b', '-c'] }, []],
+    [['--debug', 'x'], { debug: true }, ['x']],
+    [['a', '--', '--port', 'b'], {}, ['a', '--port', 'b']],
+    [['-', '--debug'], { debug: true }, ['-']],
   ]
-  for (const [argv, strings, lists, booleans, positional] of rows) {
-    const p = parseArgs(argv, specs, 'cmd')
-    t.same(Object.fromEntries(p.strings), strings, argv.join(' '))
-    t.same(Object.fromEntries(p.lists), lists, argv.join(' '))
-    t.same([...p.booleans], booleans, argv.join(' '))
-    t.same(p.positional, positional, argv.join(' '))
+  for (const [argv, values, positionals] of rows) {
+    const p = parseFlags(argv, specs, 'cmd')
+    t.same({ ...p.values }, values, `${argv.join(' ')}: values`)
+    t.same(p.positionals, positionals, `${argv.join(' ')}: positionals`)
   }
 })
 
-t.test('usage errors name the flag', async t => {
-  const rows: [argv: string[], message: RegExp][] = [
-    [['--nope'], /^cmd: unknown flag --nope \(see cmd --help\)$/],
-    [['--constructor'], /unknown flag --constructor/],
-    [['--__proto__=1'], /unknown flag --__proto__/],
-    [['--port'], /--port needs a value/],
-    [['--debug=1'], /--debug takes no value/],
+t.test('usage errors name the first flag refused, bounded, and keep Node\'s error as the cause', async t => {
+  const unknown = 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+  const invalid = 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+  const rows: [argv: string[], message: RegExp, cause: string][] = [
+    [['--nope'], /^cmd: unknown flag "--nope" \(see cmd --help\)$/, unknown],
+    [['--constructor'], /^cmd: unknown flag "--constructor" /, unknown],
+    [['--__proto__=1'], /^cmd: unknown flag "--__proto__" /, unknown],
+    [['--no-debug'], /^cmd: unknown flag "--no-debug" /, unknown],
+    [['-x'], /^cmd: unknown flag "-x" /, unknown],
+    [[`--${'a'.repeat(500)}`], /^cmd: unknown flag "--a{78}…" \(see cmd --help\)$/, unknown],
+    [['--port'], /^cmd: --port needs a value \(see cmd --help\)$/, invalid],
+    [['x', '--file'], /^cmd: --file needs a value /, invalid],
+    [['--debug=1'], /^cmd: --debug takes no value \(see cmd --help\)$/, invalid],
+    [['--port', '1', '--nope', '--debug=1'], /^cmd: unknown flag "--nope" /, unknown],
+    [['--debug=', '--nope'], /^cmd: --debug takes no value /, invalid],
+    [['--debug', '--port'], /^cmd: --port needs a value /, invalid],
   ]
-  for (const [argv, message] of rows) t.throws(() => parseArgs(argv, specs, 'cmd'), { code: 'USAGE', message }, argv.join(' '))
+  for (const [argv, message, cause] of rows) {
+    const e = t.throws(() => parseFlags(argv, specs, 'cmd'), { code: 'USAGE', message }, argv.join(' ').slice(0, 40))
+    t.match(e, { cause: { code: cause } }, `${argv.join(' ').slice(0, 40)}: ${cause}`)
+  }
 })

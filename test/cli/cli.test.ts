@@ -93,7 +93,7 @@ t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout
     ['ServiceAccount file not JSON', ['mutate', '--service-account', `${dir}/secret.json`], '{}', /--service-account file .*secret.json is not valid JSON/],
     ['ServiceAccount file of the wrong kind', ['mutate', '--service-account', `${dir}/pod.json`], '{}', /kind is "Pod"; expected a ServiceAccount or a List/],
     ['List without items array', ['mutate', '--service-account', `${dir}/list.json`], '{}', /items is not an array/],
-    ['unknown flag', ['mutate', '--frobnicate'], '{}', /unknown flag --frobnicate \(see stackit-pod-identity-webhook mutate --help\)/],
+    ['unknown flag', ['mutate', '--frobnicate'], '{}', /unknown flag "--frobnicate" \(see stackit-pod-identity-webhook mutate --help\)/],
     ['flag without value', ['mutate', '--namespace'], '{}', /--namespace needs a value/],
     ['positional argument', ['mutate', 'pod.json'], '{}', /unexpected argument "pod.json"; the input is read from stdin/],
     ['unknown command', ['frobnicate'], '', /unknown command "frobnicate"/],

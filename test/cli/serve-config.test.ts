@@ -43,7 +43,7 @@ t.test('bad flags name the flag, the value and what is expected', async t => {
     [['--max-cache-staleness', '25h'], /--max-cache-staleness "25h" is not a duration/],
     [['--service-account', 'a', '--api-server', 'https://x'], /--api-server cannot be combined with --service-account/],
     [['extra'], /unexpected argument "extra"/],
-    [['--nope'], /unknown flag --nope/],
+    [['--nope'], /unknown flag "--nope"/],
   ]
   for (const [argv, message] of rows) t.throws(() => parseServeArgs(argv), { code: 'USAGE', message }, argv.join(' '))
 })
