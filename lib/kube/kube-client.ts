@@ -159,64 +159,66 @@ export class KubeClient {
    */
   async watch(path: string, options: WatchOptions): Promise<WatchEnd> {
     const abort = new AbortController()
-    const signal = abort.signal
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
+    // One timer at a time: for the answer (an error body included, so a stalled one cannot hang the watch), then the
+    // stream's deadline. Every way out clears it and lets go of the caller's signal.
     let timer = setTimeout(() => abort.abort(), timeoutMs)
     const unlink = follow(options.signal, abort)
-    let res: IncomingMessage
     try {
-      res = await this.#open(path, options.accept, 'WATCH', signal, false)
-    } catch (e) {
+      let res: IncomingMessage
+      try {
+        res = await this.#open(path, options.accept, 'WATCH', abort.signal, false)
+      } catch (e) {
+        if (options.signal?.aborted) return 'aborted'
+        const late = `WATCH ${path}: no answer within ${timeoutMs} ms`
+        throw abort.signal.aborted ? new KubeApiError(late, undefined, { cause: e }) : e
+      }
+      if (res.statusCode !== 200) {
+        const body = await this.#readBody(res, path).catch(() => '')
+        throw new KubeApiError(`WATCH ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
+      }
       clearTimeout(timer)
-      unlink()
-      if (options.signal?.aborted) return 'aborted'
-      if (signal.aborted) throw new KubeApiError(`WATCH ${path}: no answer within ${timeoutMs} ms`, undefined, { cause: e })
-      throw e
-    }
-    if (res.statusCode !== 200) {
-      // The header timer stays armed while the error body is read, so a stalled body cannot hang the watch.
-      const body = await this.#readBody(res, path).catch(() => '')
-      clearTimeout(timer)
-      unlink()
-      throw new KubeApiError(`WATCH ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
-    }
-    clearTimeout(timer)
-    options.onOpen?.()
-    timer = setTimeout(() => abort.abort(), options.deadlineMs ?? 24 * 3600_000)
-    try {
-      return await new Promise<WatchEnd>((resolve, reject) => {
-        const lines = new LineSplitter(this.#maxEventBytes, line => options.onEvent(JSON.parse(line)))
-        const fail = (why: string, cause?: unknown): void => {
-          res.destroy()
-          reject(new KubeApiError(`WATCH ${path}: ${why}`, 200, { cause }))
-        }
-        res.on('data', (chunk: Buffer) => {
-          try {
-            lines.push(chunk)
-          } catch (e) {
-            // A handler's own API error (an ERROR event, e.g. 410 Gone) reaches the caller unchanged.
-            if (e instanceof KubeApiError) {
-              res.destroy()
-              reject(e)
-            } else fail(e instanceof SyntaxError ? 'an event is not JSON' : e instanceof RangeError ? e.message : 'event handler failed', e)
-          }
-        })
-        let ended = false
-        res.on('end', () => (ended = true))
-        // The 'close' handler below decides; this listener only keeps an 'error' event from crashing the process.
-        res.on('error', () => {})
-        res.on('close', () => {
-          // Once the headers are in, only the caller or the deadline timer can have aborted.
-          if (signal.aborted) resolve(options.signal?.aborted ? 'aborted' : 'deadline')
-          else if (!ended) fail('the connection was lost')
-          else if (lines.pendingBytes > 0) fail('the stream ended inside an event')
-          else resolve('closed')
-        })
-      })
+      options.onOpen?.()
+      timer = setTimeout(() => abort.abort(), options.deadlineMs ?? 24 * 3600_000)
+      return await this.#readEvents(res, path, options, abort.signal)
     } finally {
       clearTimeout(timer)
       unlink()
     }
+  }
+
+  /** Feeds a watch stream's events to `onEvent` until it closes; `signal` is the watch's own (caller or deadline). */
+  #readEvents(res: IncomingMessage, path: string, options: WatchOptions, signal: AbortSignal): Promise<WatchEnd> {
+    return new Promise<WatchEnd>((resolve, reject) => {
+      const fail = (e: unknown): void => {
+        res.destroy()
+        reject(e)
+      }
+      const broken = (why: string, cause?: unknown): KubeApiError =>
+        new KubeApiError(`WATCH ${path}: ${why}`, 200, { cause })
+      const lines = new LineSplitter(this.#maxEventBytes, line => options.onEvent(JSON.parse(line)))
+      res.on('data', (chunk: Buffer) => {
+        try {
+          lines.push(chunk)
+        } catch (e) {
+          // A handler's own API error (an ERROR event, e.g. 410 Gone) reaches the caller unchanged.
+          const why =
+            e instanceof SyntaxError ? 'an event is not JSON' : e instanceof RangeError ? e.message : 'event handler failed'
+          fail(e instanceof KubeApiError ? e : broken(why, e))
+        }
+      })
+      let ended = false
+      res.on('end', () => (ended = true))
+      // The 'close' handler below decides; this listener only keeps an 'error' event from crashing the process.
+      res.on('error', () => {})
+      res.on('close', () => {
+        // Once the headers are in, only the caller or the deadline timer can have aborted.
+        if (signal.aborted) resolve(options.signal?.aborted ? 'aborted' : 'deadline')
+        else if (!ended) fail(broken('the connection was lost'))
+        else if (lines.pendingBytes > 0) fail(broken('the stream ended inside an event'))
+        else resolve('closed')
+      })
+    })
   }
 
   /** Closes idle keep-alive sockets; in-flight requests are ended by their callers' signals. */
