@@ -7,6 +7,7 @@ import { WebhookError } from '../errors.js'
 import { quote } from '../json.js'
 import { parseFlags, type Flags } from './cli-args.js'
 import { isLogLevel, type LogLevel } from '../log.js'
+import type { KubeConnectionOptions } from '../kube/connection.js'
 import type { WebhookConfig } from '../server/webhook.js'
 
 /** Everything `serve` runs with: the webhook's configuration and the log level. */
@@ -97,6 +98,11 @@ const parsePort = (flag: string, v: string): number => {
 // 64 MiB is far above the API server's own 3 MiB request limit; larger would only invite memory exhaustion.
 const maxBodyLimit = 64 * 1024 * 1024
 
+/** The API connection flags and the option of the Kubernetes side each one sets. */
+const apiFlags = [
+  ['api-server', 'apiServer'], ['api-token-file', 'tokenFile'], ['api-ca-file', 'caFile'],
+] as const satisfies ReadonlyArray<readonly [keyof typeof serveFlags, Exclude<keyof KubeConnectionOptions, 'env'>]>
+
 /** Parses and validates `serve`'s arguments; `help` is true when --help was given. */
 export const parseServeArgs = (argv: readonly string[]): { help: boolean; config: ServeConfig } => {
   const { values: v, positionals } = parseFlags(argv, serveFlags, 'stackit-pod-identity-webhook serve')
@@ -114,16 +120,16 @@ export const parseServeArgs = (argv: readonly string[]): { help: boolean; config
   if (!(maxRequestBytes >= 1024 && maxRequestBytes <= maxBodyLimit)) {
     usage(`--max-request-bytes ${quote(bytesText)} must be a number of bytes from 1024 to ${maxBodyLimit}`)
   }
-  const cache = v['serviceaccount-cache']
-  if (cache !== 'watch' && cache !== 'off') return usage(`--serviceaccount-cache ${quote(cache)} must be watch or off`)
+  const mode = v['serviceaccount-cache']
+  if (mode !== 'watch' && mode !== 'off') return usage(`--serviceaccount-cache ${quote(mode)} must be watch or off`)
   const files = v['service-account'] ?? []
-  for (const flag of ['api-server', 'api-token-file', 'api-ca-file'] as const) {
-    if (files.length > 0 && v[flag] !== undefined) {
-      usage(`--${flag} cannot be combined with --service-account (offline mode uses no API server)`)
-    }
+  const connection: Partial<Record<(typeof apiFlags)[number][1], string>> = {}
+  for (const [flag, key] of apiFlags) {
+    const value = v[flag]
+    if (value === undefined) continue
+    if (files.length > 0) usage(`--${flag} cannot be combined with --service-account (offline mode uses no API server)`)
+    connection[key] = value
   }
-  const optional = (key: 'apiServer' | 'apiTokenFile' | 'apiCaFile', value: string | undefined): Partial<ServeConfig> =>
-    value === undefined ? {} : { [key]: value }
   const config: ServeConfig = {
     port: parsePort('port', v.port),
     bindAddress: v['bind-address'],
@@ -133,15 +139,11 @@ export const parseServeArgs = (argv: readonly string[]): { help: boolean; config
     healthPort: parsePort('health-port', v['health-port']),
     metricsPort: parsePort('metrics-port', v['metrics-port']),
     maxRequestBytes,
-    serviceAccountFiles: files,
+    serviceAccounts: files.length > 0 ? { mode: 'offline', files } : { mode, connection },
     logLevel,
     shutdownTimeoutMs: parseDuration('shutdown-timeout', v['shutdown-timeout']),
-    serviceAccountCache: cache,
     lookupTimeoutMs: parseDuration('lookup-timeout', v['lookup-timeout']),
     maxCacheStalenessMs: parseDuration('max-cache-staleness', v['max-cache-staleness'], 'turn the fallback off'),
-    ...optional('apiServer', v['api-server']),
-    ...optional('apiTokenFile', v['api-token-file']),
-    ...optional('apiCaFile', v['api-ca-file']),
   }
   return { help: v.help, config }
 }

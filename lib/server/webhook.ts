@@ -14,7 +14,7 @@ import { version } from '../version.js'
 import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
 import type { ServiceAccountSource } from '../admission/serviceaccount.js'
 import { KubeClient } from '../kube/kube-client.js'
-import { resolveKubeConnection } from '../kube/connection.js'
+import { resolveKubeConnection, type KubeConnectionOptions } from '../kube/connection.js'
 import { ServiceAccountApi } from '../kube/serviceaccount-api.js'
 import { ServiceAccountCache } from '../kube/serviceaccount-cache.js'
 import { createAdmissionHandler } from './admission-handler.js'
@@ -22,6 +22,16 @@ import { startServers, type RunningServers } from './listeners.js'
 import { plainText, send } from './responses.js'
 import { createTlsReloader } from './tls-reloader.js'
 import { registerWebhookMetrics } from './webhook-metrics.js'
+
+/**
+ * Where ServiceAccounts come from: only these files, no API server contacted (`offline`); or the API server, watched
+ * into a cache (`watch`) or one GET per review (`off`), reached with the `--api-*` flags and the process environment.
+ */
+export type ServiceAccountMode =
+  | { readonly mode: 'offline'; readonly files: readonly string[] }
+  | { readonly mode: 'watch' | 'off'; readonly connection: Omit<KubeConnectionOptions, 'env'> }
+
+type ApiMode = Extract<ServiceAccountMode, { readonly mode: 'watch' | 'off' }>
 
 /** Everything the running webhook needs. */
 export interface WebhookConfig {
@@ -33,13 +43,9 @@ export interface WebhookConfig {
   readonly healthPort: number
   readonly metricsPort: number
   readonly maxRequestBytes: number
-  /** Offline mode when non-empty: these files are the only ServiceAccounts, no API server is contacted. */
-  readonly serviceAccountFiles: readonly string[]
   readonly shutdownTimeoutMs: number
-  readonly apiServer?: string
-  readonly apiTokenFile?: string
-  readonly apiCaFile?: string
-  readonly serviceAccountCache: 'watch' | 'off'
+  readonly serviceAccounts: ServiceAccountMode
+  /** Bound on a live ServiceAccount GET (API modes). */
   readonly lookupTimeoutMs: number
   /** How long after the watch cache was last known current its copy may still answer a failed live GET; 0: never. */
   readonly maxCacheStalenessMs: number
@@ -58,17 +64,14 @@ const staticSource = async (files: readonly string[]): Promise<ManagedSource> =>
   stop: () => Promise.resolve(),
 })
 
-const apiSource = async (config: WebhookConfig, env: Env, logger: Logger, registry: Registry): Promise<ManagedSource> => {
-  const connection = await resolveKubeConnection({
-    env,
-    ...(config.apiServer !== undefined ? { apiServer: config.apiServer } : {}),
-    ...(config.apiTokenFile !== undefined ? { tokenFile: config.apiTokenFile } : {}),
-    ...(config.apiCaFile !== undefined ? { caFile: config.apiCaFile } : {}),
-  })
+const apiSource = async (
+  config: WebhookConfig, api: ApiMode, env: Env, logger: Logger, registry: Registry,
+): Promise<ManagedSource> => {
+  const connection = await resolveKubeConnection({ ...api.connection, env })
   const client = new KubeClient({ connection, registry })
   const cache = new ServiceAccountCache({
     api: new ServiceAccountApi(client, logger),
-    mode: config.serviceAccountCache,
+    mode: api.mode,
     logger,
     registry,
     lookupTimeoutMs: config.lookupTimeoutMs,
@@ -99,7 +102,8 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
   const tls = await createTlsReloader({ certFile: config.certFile, keyFile: config.keyFile, logger, registry, onReload: pair => servers?.setCertificate(pair) })
   let managed: ManagedSource
   try {
-    managed = config.serviceAccountFiles.length > 0 ? await staticSource(config.serviceAccountFiles) : await apiSource(config, env, logger, registry)
+    const sa = config.serviceAccounts
+    managed = sa.mode === 'offline' ? await staticSource(sa.files) : await apiSource(config, sa, env, logger, registry)
   } catch (e) {
     tls.close()
     throw e
@@ -145,7 +149,7 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
     healthPort: ports.health,
     metricsPort: ports.metrics,
     bindAddress: config.bindAddress,
-    mode: config.serviceAccountFiles.length > 0 ? 'offline' : config.serviceAccountCache,
+    mode: config.serviceAccounts.mode,
     version,
   })
   return {

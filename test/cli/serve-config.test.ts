@@ -6,9 +6,9 @@ t.test('defaults', async t => {
   t.equal(help, false)
   t.same(config, {
     port: 9443, bindAddress: '0.0.0.0', certFile: '/etc/webhook/certs/tls.crt', keyFile: '/etc/webhook/certs/tls.key',
-    tlsMinVersion: 'TLSv1.3', healthPort: 8081, metricsPort: 8080, maxRequestBytes: 4194304, serviceAccountFiles: [],
-    logLevel: 'info', shutdownTimeoutMs: 10000, serviceAccountCache: 'watch', lookupTimeoutMs: 2000,
-    maxCacheStalenessMs: 300_000,
+    tlsMinVersion: 'TLSv1.3', healthPort: 8081, metricsPort: 8080, maxRequestBytes: 4194304,
+    serviceAccounts: { mode: 'watch', connection: {} }, logLevel: 'info', shutdownTimeoutMs: 10000,
+    lookupTimeoutMs: 2000, maxCacheStalenessMs: 300_000,
   })
 })
 
@@ -20,10 +20,23 @@ t.test('every flag', async t => {
   t.equal(help, true)
   t.same(config, {
     port: 1, bindAddress: '::1', certFile: '/c/tls.crt', keyFile: '/k', tlsMinVersion: 'TLSv1.2', healthPort: 2, metricsPort: 3,
-    maxRequestBytes: 1024, serviceAccountFiles: [], logLevel: 'debug', shutdownTimeoutMs: 1500, serviceAccountCache: 'off', lookupTimeoutMs: 500,
-    maxCacheStalenessMs: 90_000, apiServer: 'https://k:6443', apiTokenFile: '/t', apiCaFile: '/ca',
+    maxRequestBytes: 1024, logLevel: 'debug', shutdownTimeoutMs: 1500, lookupTimeoutMs: 500,
+    maxCacheStalenessMs: 90_000,
+    serviceAccounts: { mode: 'off', connection: { apiServer: 'https://k:6443', tokenFile: '/t', caFile: '/ca' } },
   })
-  t.same(parseServeArgs(['--service-account', 'a', '--service-account', 'b', '--tls-cert-file', '/x']).config.serviceAccountFiles, ['a', 'b'])
+})
+
+t.test('the ServiceAccount mode: offline with files, else the cache mode with the API connection flags', async t => {
+  type Row = [argv: string[], mode: unknown]
+  const rows: Row[] = [
+    [['--service-account', 'a', '--service-account', 'b', '--serviceaccount-cache', 'off'],
+      { mode: 'offline', files: ['a', 'b'] }],
+    [['--service-account=a'], { mode: 'offline', files: ['a'] }],
+    [['--serviceaccount-cache', 'off', '--serviceaccount-cache', 'watch'], { mode: 'watch', connection: {} }],
+    [['--api-server', 'http://127.0.0.1:8001'], { mode: 'watch', connection: { apiServer: 'http://127.0.0.1:8001' } }],
+    [['--api-token-file', '/t', '--serviceaccount-cache=off'], { mode: 'off', connection: { tokenFile: '/t' } }],
+  ]
+  for (const [argv, mode] of rows) t.same(parseServeArgs(argv).config.serviceAccounts, mode, argv.join(' '))
 })
 
 t.test('bad flags name the flag, the value and what is expected', async t => {
@@ -42,6 +55,8 @@ t.test('bad flags name the flag, the value and what is expected', async t => {
     [['--max-cache-staleness', '-1s'], /--max-cache-staleness "-1s" is not a duration; .*, or 0 to turn the fallback/],
     [['--max-cache-staleness', '25h'], /--max-cache-staleness "25h" is not a duration/],
     [['--service-account', 'a', '--api-server', 'https://x'], /--api-server cannot be combined with --service-account/],
+    [['--api-token-file', '/t', '--service-account', 'a'], /--api-token-file cannot be combined with --service-acc/],
+    [['--service-account', 'a', '--api-ca-file', '/ca'], /--api-ca-file cannot be combined with --service-account/],
     [['extra'], /unexpected argument "extra"/],
     [['--nope'], /unknown flag "--nope"/],
   ]
