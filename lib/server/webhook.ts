@@ -4,7 +4,6 @@
  * needs; the `serve` command parses flags into it.
  */
 import { readFile } from 'node:fs/promises'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SecureVersion } from 'node:tls'
 import type { Env } from '../env.js'
 import { WebhookError, errorCode } from '../errors.js'
@@ -19,7 +18,7 @@ import { ServiceAccountApi } from '../kube/serviceaccount-api.js'
 import { ServiceAccountCache } from '../kube/serviceaccount-cache.js'
 import { createAdmissionHandler } from './admission-handler.js'
 import { startServers, type RunningServers } from './listeners.js'
-import { plainText, send } from './responses.js'
+import { plainText, send, type Listener } from './responses.js'
 import { createTlsReloader } from './tls-reloader.js'
 import { registerWebhookMetrics } from './webhook-metrics.js'
 
@@ -87,6 +86,23 @@ const apiSource = async (
   }
 }
 
+/** The plain-HTTP listeners: probes on the health port, metrics on the metrics port (one listener if equal). */
+const plainListeners = (config: WebhookConfig, registry: Registry, notReady: () => string | undefined) => {
+  const health = new Map<string, Listener>([
+    ['/healthz', (_req, res) => send(res, 200, 'ok\n', plainText)],
+    ['/readyz', (_req, res) => {
+      const why = notReady()
+      send(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n', plainText)
+    }],
+  ])
+  const metrics = new Map<string, Listener>([
+    ['/metrics', (_req, res) => send(res, 200, registry.render(), 'text/plain; version=0.0.4; charset=utf-8')],
+  ])
+  return config.healthPort === config.metricsPort && config.healthPort !== 0
+    ? [{ port: config.healthPort, routes: new Map([...health, ...metrics]) }]
+    : [{ port: config.healthPort, routes: health }, { port: config.metricsPort, routes: metrics }]
+}
+
 /** A running webhook: its bound ports and a way to stop it. */
 export interface Webhook {
   readonly ports: { readonly admission: number; readonly health: number; readonly metrics: number }
@@ -111,19 +127,6 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
   let shuttingDown = false
   const notReady = (): string | undefined =>
     shuttingDown ? 'shutting down' : !managed.source.ready() ? 'ServiceAccount cache not synced' : undefined
-  const routes = {
-    health: new Map([
-      ['/healthz', (_req: IncomingMessage, res: ServerResponse) => send(res, 200, 'ok\n', plainText)],
-      ['/readyz', (_req: IncomingMessage, res: ServerResponse) => {
-        const why = notReady()
-        send(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n', plainText)
-      }],
-    ]),
-    metrics: new Map([['/metrics', (_req: IncomingMessage, res: ServerResponse) => send(res, 200, registry.render(), 'text/plain; version=0.0.4; charset=utf-8')]]),
-  }
-  const plain = config.healthPort === config.metricsPort && config.healthPort !== 0
-    ? [{ port: config.healthPort, routes: new Map([...routes.health, ...routes.metrics]) }]
-    : [{ port: config.healthPort, routes: routes.health }, { port: config.metricsPort, routes: routes.metrics }]
   try {
     servers = await startServers({
       bindAddress: config.bindAddress,
@@ -133,13 +136,14 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
         minVersion: config.tlsMinVersion,
         handler: createAdmissionHandler({ source: managed.source, logger, metrics, maxRequestBytes: config.maxRequestBytes }),
       },
-      plain,
+      plain: plainListeners(config, registry, notReady),
     })
   } catch (e) {
     tls.close()
     await managed.stop()
-    const code = errorCode(e) // listen() fails with a system error such as EADDRINUSE
-    throw new WebhookError('USAGE', `cannot listen on ${config.bindAddress} (ports ${config.port}, ${config.healthPort}, ${config.metricsPort}): ${code}`, { cause: e })
+    const where = `${config.bindAddress} (ports ${config.port}, ${config.healthPort}, ${config.metricsPort})`
+    // listen() fails with a system error such as EADDRINUSE
+    throw new WebhookError('USAGE', `cannot listen on ${where}: ${errorCode(e)}`, { cause: e })
   }
   managed.start()
   const running = servers
