@@ -4,6 +4,7 @@ import { getEventListeners } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
+import { errorMessage } from '../../lib/errors.js'
 import { KubeApiError, KubeClient } from '../../lib/kube/kube-client.js'
 import { Registry } from '../../lib/metrics.js'
 import { version } from '../../lib/version.js'
@@ -64,7 +65,7 @@ t.test('bearer token: re-read after a 401, after 60 s, and never in an error mes
   fake.requiredToken = 'new-secret'
   const failed = await client.getJson(saPath, { accept }).catch((e: unknown) => e)
   t.match(failed, { code: 'KUBE_API', apiStatus: 401 })
-  t.notMatch((failed as Error).message, /secret/)
+  t.notMatch(errorMessage(failed), /secret/)
   t.equal(fake.requests.length, 2, 'one retry after re-reading the token')
 
   writeFileSync(tokenFile, 'new-secret\n')

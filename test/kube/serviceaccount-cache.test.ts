@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { errorMessage } from '../../lib/errors.js'
 import { KubeClient } from '../../lib/kube/kube-client.js'
 import { createLogger, silentLogger } from '../../lib/log.js'
 import { Registry } from '../../lib/metrics.js'
@@ -491,7 +492,7 @@ for (const [name, inject, reason] of lookupFailures) {
     inject(fake)
     const e = await cache.get('team-a', 'app').catch((err: unknown) => err)
     t.match(e, { code: 'SERVICEACCOUNT_LOOKUP_FAILED', status: 403, message: /^cannot look up ServiceAccount team-a\/app \(GET \/api\/v1\/namespaces\/team-a\/serviceaccounts\/app: / })
-    t.match((e as Error).message, reason)
+    t.match(errorMessage(e), reason)
     t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="error"\} 1/)
   })
 }
