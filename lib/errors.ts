@@ -1,6 +1,13 @@
 /**
- * The closed set of failures this project reports. Every error carries one code, and the code alone decides the
- * HTTP status (admission server) and the exit code (CLI), so callers never guess from message text.
+ * The closed set of failures the webhook reports, on one class. The workload identity client has its own
+ * (lib/workload-identity/workload-identity-error.ts): an app's token has no admission answer or exit code.
+ *
+ * The code decides the HTTP status, and only where an error reaches an answer: the admission handler sends it as
+ * the status of a request it rejects (BAD_REVIEW, BODY_TOO_LARGE, BODY_TIMEOUT, UNSUPPORTED_MEDIA_TYPE, OVERLOADED;
+ * anything not a WebhookError is a 500), and a denial carries it as `response.status.code` inside an HTTP 200
+ * review. USAGE, BAD_INPUT_FILE, TLS and KUBE_API reach no answer (the CLI and start-up); their status is unused.
+ * The exit code is not the code's: each command maps where an error surfaced to its named exit codes (`mutate`: a
+ * denial 1, a thrown error 2; `serve`: unusable flags 2, a failed start or a cut drain 1).
  */
 import { isObject, own } from './json.js'
 
@@ -33,11 +40,12 @@ export type ErrorCode =
   | 'TLS'
   /** A Kubernetes API request failed. */
   | 'KUBE_API'
-  /** The workload identity client could not get an access token. */
-  | 'TOKEN_EXCHANGE'
-  /** Configuration (options or environment) of the workload identity client is incomplete or wrong. */
-  | 'CONFIG'
 
+// A denial's code is a 4xx, as the API server expects, and says what is wrong: 400 when the request is malformed (a
+// review without a namespace, BAD_POD: an object Kubernetes would never send); 403 when a well-formed Pod is refused:
+// its ServiceAccount's annotations break a rule, the Pod holds what the injection would clash with, or its
+// ServiceAccount is missing or cannot be looked up, so its identity cannot be decided. A failed lookup is such a
+// denial, not a 5xx answer, on purpose: the webhook fails closed itself instead of leaving it to failurePolicy.
 const httpStatus: Readonly<Record<ErrorCode, number>> = {
   BAD_REVIEW: 400,
   BODY_TOO_LARGE: 413,
@@ -53,8 +61,6 @@ const httpStatus: Readonly<Record<ErrorCode, number>> = {
   BAD_INPUT_FILE: 400,
   TLS: 500,
   KUBE_API: 502,
-  TOKEN_EXCHANGE: 502,
-  CONFIG: 400,
 }
 
 /** One error class for the whole project; `code` is what callers branch on. */

@@ -18,8 +18,6 @@ const statuses = {
   BAD_INPUT_FILE: 400,
   TLS: 500,
   KUBE_API: 502,
-  TOKEN_EXCHANGE: 502,
-  CONFIG: 400,
 } as const satisfies Record<ErrorCode, number>
 const cases = Object.entries(statuses) as [ErrorCode, number][]
 for (const [code, status] of cases) {

@@ -5,7 +5,7 @@
  * binary is a thin wrapper and tests run the whole flow in-process against loopback fakes.
  */
 import type { Agent } from 'node:http'
-import { errorMessage, isWebhookError } from '../errors.js'
+import { errorMessage } from '../errors.js'
 import { isObject, isString, own, quote } from '../json.js'
 import type { Logger } from '../log.js'
 import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
@@ -13,6 +13,7 @@ import { userAgent } from '../version.js'
 import { WorkloadIdentityClient, type WorkloadIdentityClientOptions } from './workload-identity-client.js'
 import type { Env } from '../env.js'
 import { credentialEndpoint, envValue } from './workload-identity-config.js'
+import { isWorkloadIdentityError } from './workload-identity-error.js'
 
 /** Environment variables the example app reads besides the client's `STACKIT_*` ones. */
 const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const
@@ -86,8 +87,8 @@ export const runExampleApp = async (options: ExampleAppOptions): Promise<number>
     logger.info('fetching SKE provider options', { region, endpoint: url.origin })
     accessToken = await client.getAccessToken()
   } catch (e) {
-    /* c8 ignore next -- anything but a WebhookError is a bug: let it crash with its stack */
-    if (!isWebhookError(e)) throw e
+    /* c8 ignore next -- anything but a WorkloadIdentityError is a bug: let it crash with its stack */
+    if (!isWorkloadIdentityError(e)) throw e
     return fail(e.code === 'CONFIG' ? 'configuration error' : 'authentication failed', { code: e.code, error: e.message })
   }
 

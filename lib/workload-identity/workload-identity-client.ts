@@ -7,11 +7,12 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { Agent } from 'node:http'
-import { WebhookError, errorCode, errorMessage } from '../errors.js'
+import { errorCode, errorMessage } from '../errors.js'
 import { userAgent } from '../version.js'
 import type { Env } from '../env.js'
 import { isObject, isString, own } from '../json.js'
 import { jwtExpiry, unverifiedClaims } from './jwt-claims.js'
+import { WorkloadIdentityError } from './workload-identity-error.js'
 import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
 import {
   resolveWorkloadIdentityConfig,
@@ -90,12 +91,12 @@ export class WorkloadIdentityClient {
     } catch (e) {
       // fs rejects with an ErrnoException; its code (ENOENT, EACCES, EISDIR) says what is wrong, without content.
       const code = errorCode(e)
-      throw new WebhookError('TOKEN_EXCHANGE', `cannot read the federated token file ${file} from ${source} (${code}); is the webhook's token volume mounted?`)
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `cannot read the federated token file ${file} from ${source} (${code}); is the webhook's token volume mounted?`)
     }
     // Kubelet writes the bare token; a hand-written file often ends in a newline, which no JWT contains.
     const assertion = text.trim()
     if (assertion.length > maxAssertionBytes || unverifiedClaims(assertion) === undefined) {
-      throw new WebhookError('TOKEN_EXCHANGE', `the federated token file ${file} from ${source} does not hold a JWT`)
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `the federated token file ${file} from ${source} does not hold a JWT`)
     }
     return assertion
   }
@@ -122,12 +123,12 @@ export class WorkloadIdentityClient {
         agent: this.#agent,
       })
     } catch (e) {
-      throw new WebhookError('TOKEN_EXCHANGE', `${where} failed: ${errorMessage(e)}`, { cause: e })
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} failed: ${errorMessage(e)}`, { cause: e })
     }
     if (res.status !== 200) {
-      throw new WebhookError('TOKEN_EXCHANGE', `${where} answered HTTP ${res.status}: ${bodyExcerpt(res.body) || '(empty body)'}`)
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP ${res.status}: ${bodyExcerpt(res.body) || '(empty body)'}`)
     }
-    if (res.truncated) throw new WebhookError('TOKEN_EXCHANGE', `${where} sent a response larger than ${maxTokenResponseBytes} bytes`)
+    if (res.truncated) throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} sent a response larger than ${maxTokenResponseBytes} bytes`)
     let parsed: unknown
     try {
       parsed = JSON.parse(res.body)
@@ -136,7 +137,7 @@ export class WorkloadIdentityClient {
     }
     const accessToken = isObject(parsed) ? own(parsed, 'access_token') : undefined
     if (!isObject(parsed) || !isString(accessToken) || accessToken === '') {
-      throw new WebhookError('TOKEN_EXCHANGE', `${where} answered HTTP 200 without a JSON access_token`)
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP 200 without a JSON access_token`)
     }
     const expiresAt = jwtExpiry(accessToken) ?? expiresInAt(own(parsed, 'expires_in'), startedAt)
     // Without a known expiry the token is used once and not cached.

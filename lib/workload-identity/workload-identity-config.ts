@@ -3,10 +3,10 @@
  * variable the webhook injects, else the STACKIT SDK's default. Pure: the environment is an argument.
  * An empty value counts as unset, as in the STACKIT Go SDK.
  */
-import { WebhookError } from '../errors.js'
 import { quote } from '../json.js'
 import type { Env } from '../env.js'
 import { defaults, envNames } from '../names.js'
+import { WorkloadIdentityError } from './workload-identity-error.js'
 
 /** Explicit settings; each one overrides its environment variable. */
 export interface WorkloadIdentityOptions {
@@ -71,7 +71,7 @@ export const credentialEndpoint = (value: string, fromOption: boolean): URL | st
 
 const parseEndpoint = (picked: Picked): URL => {
   const url = credentialEndpoint(picked.value, picked.fromOption)
-  if (typeof url === 'string') throw new WebhookError('CONFIG', `token endpoint from ${picked.source} ${url}`)
+  if (typeof url === 'string') throw new WorkloadIdentityError('CONFIG', `token endpoint from ${picked.source} ${url}`)
   return url
 }
 
@@ -79,7 +79,7 @@ const parseEndpoint = (picked: Picked): URL => {
 export const resolveWorkloadIdentityConfig = (options: WorkloadIdentityOptions, env: Env): WorkloadIdentityConfig => {
   const email = pick(options.serviceAccountEmail, 'serviceAccountEmail', env, envNames.email)
   if (email === undefined) {
-    throw new WebhookError(
+    throw new WorkloadIdentityError(
       'CONFIG',
       `${envNames.email} is not set: the STACKIT service account e-mail is required (is the Pod's ServiceAccount annotated, and was the Pod created after the webhook was installed?)`,
     )

@@ -4,7 +4,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { WorkloadIdentityClient, defaultFederatedTokenFile, refreshMarginMs, resolveWorkloadIdentityConfig, workloadJwtAssertionType } from '../../lib/index.js'
 import type { Env, WorkloadIdentityClientOptions, WorkloadIdentityOptions } from '../../lib/index.js'
-import { isWebhookError } from '../../lib/errors.js'
+import { isWorkloadIdentityError, type WorkloadIdentityErrorCode } from '../../lib/workload-identity/workload-identity-error.js'
 import { jwtExpiry, unverifiedClaims } from '../../lib/workload-identity/jwt-claims.js'
 import { bodyExcerpt, maxExcerptLength } from '../../lib/workload-identity/http-request.js'
 import { fakeJwt, startFakeStackit, type FakeStackit } from '../helpers/fake-stackit.js'
@@ -31,14 +31,14 @@ const setup = async (t: Test): Promise<{ fake: FakeStackit; tokenFile: string; c
   return { fake, tokenFile, client }
 }
 
-const rejectsWith = async (t: Test, p: Promise<unknown>, code: string, message: RegExp, forbidden: readonly string[] = []): Promise<void> => {
+const rejectsWith = async (t: Test, p: Promise<unknown>, code: WorkloadIdentityErrorCode, message: RegExp, forbidden: readonly string[] = []): Promise<void> => {
   try {
     await p
     t.fail('expected a rejection')
   } catch (e) {
-    t.ok(isWebhookError(e), 'a WebhookError')
-    t.match(e, { code, message })
-    for (const f of forbidden) t.notOk(String((e as Error).message).includes(f), 'message holds no credential')
+    t.ok(isWorkloadIdentityError(e, code), `a WorkloadIdentityError with code ${code}`)
+    t.match(e, { message })
+    for (const f of forbidden) t.notOk(String(e).includes(f), 'message holds no credential')
   }
 }
 
@@ -86,7 +86,7 @@ t.test('configuration errors name the input', async t => {
       /must not contain user name or password/, 's3cret'],
   ]
   for (const [name, options, env, message, notInMessage] of rows) {
-    t.throws(() => resolveWorkloadIdentityConfig(options, env), { code: 'CONFIG', message }, name)
+    t.throws(() => resolveWorkloadIdentityConfig(options, env), { name: 'WorkloadIdentityError', code: 'CONFIG', message }, name)
     if (notInMessage !== undefined) {
       try {
         resolveWorkloadIdentityConfig(options, env)
