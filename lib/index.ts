@@ -14,8 +14,10 @@ export { WebhookError, isWebhookError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 
 // The webhook's pure core, for tools that want to mutate Pods the way the webhook does.
-export { admit, decidePod, parseReview, podOptOutDecision, reviewPod } from './admission/admission-review.js'
-export type { Admission, PodDecision, ReviewSummary } from './admission/admission-review.js'
+export { admit, parseReview } from './admission/admission-review.js'
+export { decidePod, reviewPod, viewPod } from './admission/pod-decision.js'
+export type { Admission, ReviewSummary } from './admission/admission-review.js'
+export type { PodDecision } from './admission/pod-decision.js'
 export { resolveIdentity } from './admission/identity-config.js'
 export type { IdentityConfig, IdentityDecision } from './admission/identity-config.js'
 export { mutatePod } from './admission/mutate-pod.js'

@@ -1,7 +1,7 @@
 /**
  * Turns a ServiceAccount's annotations (and the Pod's own keys) into the identity configuration to inject.
  * Pure: a function of its arguments, no I/O, no clock. Every broken annotation is reported, together, in one
- * INVALID_ANNOTATION error whose message names the annotation, its value and the rule. An empty value counts as
+ * INVALID_ANNOTATION denial whose message names the annotation, its value and the rule. An empty value counts as
  * an absent one, with a warning. Nothing is denied for a Pod that gets no identity.
  */
 import path from 'node:path'
@@ -30,12 +30,14 @@ export interface IdentityConfig {
 }
 
 /**
- * The outcome of reading the annotations: inject this configuration, or leave the Pod alone and why. The warnings
- * (empty values, an ignored skip value) are not yet cut to a header's length; the review does that.
+ * The outcome of reading the annotations: inject this configuration, leave the Pod alone and why, or deny it with
+ * INVALID_ANNOTATION naming every broken value. The warnings (empty values, an ignored skip value) are not yet cut
+ * to a header's length; the review does that.
  */
 export type IdentityDecision =
   | { readonly kind: 'inject'; readonly config: IdentityConfig; readonly warnings: readonly string[] }
   | { readonly kind: 'skip'; readonly reason: string; readonly warnings: readonly string[] }
+  | { readonly kind: 'invalid'; readonly error: WebhookError; readonly warnings: readonly string[] }
 
 // Unicode's control characters (C0, DEL, C1). None may reach an env value or a token field: a TAB or newline in a
 // URL even passes the URL parser, which strips them, while the raw value would be injected.
@@ -113,7 +115,7 @@ const emptyWarning = (owner: string, kind: string, key: string): string =>
  * Reads the workload identity of a Pod from its ServiceAccount's annotations and the Pod's own keys: the skip
  * label or annotation, the token expiration override and (for its warning only) skip-containers. A Pod skip value
  * other than true/false is judged only when the ServiceAccount would give the Pod an identity: then the Pod is
- * denied, otherwise it is left alone with a warning. Throws INVALID_ANNOTATION naming every broken value.
+ * denied, otherwise it is left alone with a warning.
  */
 export const resolveIdentity = (
   sa: ServiceAccount,
@@ -216,7 +218,8 @@ export const resolveIdentity = (
   for (const [kind, v] of malformedPodSkip) bad('Pod', keys.skip, v, 'must be "true" or "false"', kind)
 
   if (problems.length > 0 || email === undefined || audience === undefined || expiration === undefined) {
-    throw new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`)
+    const fix = `Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`
+    return { kind: 'invalid', error: new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. ${fix}`), warnings }
   }
   return {
     kind: 'inject',

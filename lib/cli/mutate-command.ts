@@ -4,7 +4,8 @@
  */
 import { WebhookError, isWebhookError } from '../errors.js'
 import { isObject, isString, own, parseJson, quote } from '../json.js'
-import { admit, parseReview, reviewPod } from '../admission/admission-review.js'
+import { admit, parseReview } from '../admission/admission-review.js'
+import { reviewPod, viewPod } from '../admission/pod-decision.js'
 import { parseFlags } from './cli-args.js'
 import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
 
@@ -92,7 +93,7 @@ export const runMutate = async (argv: readonly string[], io: CommandIO): Promise
       const meta = own(input, 'metadata')
       const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
       const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.namespace
-      const decision = await reviewPod(input, namespace, source)
+      const decision = await reviewPod(viewPod(input), namespace, source)
       printWarnings(io, decision.warnings)
       if (decision.outcome === 'denied') {
         // A Pod that is not Pod-shaped is unusable input, not a policy decision.

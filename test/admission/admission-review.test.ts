@@ -1,15 +1,13 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
-import {
-  admit, decidePod, formatAge, parseReview, podName, podOptOutDecision, reviewPod, reviewResponse, serviceAccountName,
-  type PodDecision,
-} from '../../lib/admission/admission-review.js'
+import { admit, parseReview, reviewResponse } from '../../lib/admission/admission-review.js'
+import { decidePod, viewPod, type PodDecision } from '../../lib/admission/pod-decision.js'
 import { auditKey } from '../../lib/names.js'
 import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../../lib/admission/offline-source.js'
 import type { ServiceAccount, ServiceAccountSource } from '../../lib/admission/serviceaccount.js'
 import { WebhookError } from '../../lib/errors.js'
-import { isObject, type JsonObject } from '../../lib/json.js'
+import type { JsonObject } from '../../lib/json.js'
 import { fixturePath } from '../helpers/paths.js'
 
 const fixture = (name: string): JsonObject => JSON.parse(readFileSync(fixturePath(name), 'utf8')) as JsonObject
@@ -146,7 +144,7 @@ t.test('denials inside a well-formed review', async t => {
 t.test('warnings are capped and bounded', async t => {
   const sa: ServiceAccount = { namespace: 'ns', name: 'default', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) }
   const containers = Array.from({ length: 15 }, (_, i) => ({ name: `c${i}`, env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'x' }] }))
-  const decision = decidePod({ spec: { containers } }, 'ns', 'default', sa)
+  const decision = decidePod(viewPod({ spec: { containers } }), 'ns', sa)
   t.equal(decision.outcome, 'mutated')
   t.equal(decision.warnings.length, 15)
   const doc = reviewResponse({ apiVersion: 'admission.k8s.io/v1', uid: 'u', request: {} }, decision)
@@ -156,69 +154,7 @@ t.test('warnings are capped and bounded', async t => {
   t.ok(w.every(x => x.length < 120))
 })
 
-t.test('decided before any lookup: the Pod’s opt-out and an unusable ServiceAccount name', async t => {
-  let lookups = 0
-  const down: ServiceAccountSource = { get: () => (lookups++, Promise.reject(new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', 'API server unreachable'))), ready: () => true }
-  const skip = 'workload-identity.stackit.cloud/skip-pod-identity-webhook'
-  type Row = [name: string, pod: JsonObject, outcome: string, message?: RegExp]
-  const rows: Row[] = [
-    ['annotation opt-out while the API server is down → skipped', { metadata: { annotations: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
-    ['label opt-out → skipped', { metadata: { labels: { [skip]: 'true' } }, spec: { containers: [] } }, 'skipped'],
-    ['opt-out "TRUE" (case ignored) → skipped', { metadata: { labels: { [skip]: 'TRUE' } }, spec: { containers: [] } },
-      'skipped'],
-    ['ServiceAccount name ".." → denied', { spec: { serviceAccountName: '..', containers: [] } }, 'denied', /spec.serviceAccountName "\.\." is not a valid ServiceAccount name/],
-    ['ServiceAccount name "." → denied', { spec: { serviceAccountName: '.', containers: [] } }, 'denied', /"\." is not a valid/],
-    ['ServiceAccount name with a slash → denied', { spec: { serviceAccountName: 'a/b', containers: [] } }, 'denied', /"a\/b" is not a valid/],
-    ['ServiceAccount name of 254 characters → denied', { spec: { serviceAccountName: 'a'.repeat(254), containers: [] } }, 'denied', /is not a valid ServiceAccount name/],
-  ]
-  for (const [name, pod, outcome, message] of rows) {
-    const d = await reviewPod(pod, 'ns', down)
-    t.equal(d.outcome, outcome, name)
-    if (message && d.outcome === 'denied') t.match(d.error.message, message, name)
-  }
-  t.equal(lookups, 0, 'no lookup was made')
-  t.equal((await reviewPod({ spec: { serviceAccountName: 'my-app.v2', containers: [] } }, 'ns', down)).outcome, 'denied', 'a valid dotted name is looked up')
-  t.equal(lookups, 1)
-  t.equal(podOptOutDecision({ spec: {} }), undefined, 'no metadata: no opt-out')
-  for (const value of ['false', 'nope', '']) {
-    const before = lookups
-    await reviewPod({ metadata: { labels: { [skip]: value } }, spec: { containers: [] } }, 'ns', down)
-    t.equal(lookups, before + 1, `skip label ${JSON.stringify(value)}: the ServiceAccount is looked up`)
-  }
-})
-
 const emailKey = 'workload-identity.stackit.cloud/service-account-email'
-
-t.test('a malformed skip value denies only a Pod that would get an identity', async t => {
-  const skip = 'workload-identity.stackit.cloud/skip-pod-identity-webhook'
-  const source = new StaticServiceAccountSource([
-    { namespace: 'ns', name: 'plain', annotations: new Map() },
-    { namespace: 'ns', name: 'ours', annotations: new Map([[emailKey, 'a@b.cd']]) },
-  ])
-  const podWith = (serviceAccountName: string, labels: Record<string, string>, annotations: Record<string, string> = {}): JsonObject =>
-    ({ metadata: { labels, annotations }, spec: { serviceAccountName, containers: [{ name: 'app' }] } })
-  const ignored = (kind: string, value: string): string =>
-    `Pod ${kind} skip-pod-identity-webhook="${value}" ignored: not "true" or "false", and no identity applies`
-  type Row = [name: string, pod: JsonObject, outcome: PodDecision['outcome'], detail: RegExp | string[]]
-  const rows: Row[] = [
-    ['label "yes", ServiceAccount without identity → allowed untouched, a warning names the value',
-      podWith('plain', { [skip]: 'yes' }), 'skipped', [ignored('label', 'yes')]],
-    ['annotation "maybe", ServiceAccount without identity → allowed untouched',
-      podWith('plain', {}, { [skip]: 'maybe' }), 'skipped', [ignored('annotation', 'maybe')]],
-    ['label "yes", ServiceAccount with identity → denied naming the label and value', podWith('ours', { [skip]: 'yes' }), 'denied',
-      /^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. Fix/],
-    ['label "false", ServiceAccount with identity → mutated', podWith('ours', { [skip]: 'false' }), 'mutated', []],
-    ['empty label, ServiceAccount with identity → mutated with a warning', podWith('ours', { [skip]: '' }), 'mutated',
-      ['Pod label skip-pod-identity-webhook is empty: treated as absent']],
-  ]
-  for (const [name, pod, outcome, detail] of rows) {
-    const d = await reviewPod(pod, 'ns', source)
-    t.equal(d.outcome, outcome, name)
-    if (detail instanceof RegExp) t.match(d.outcome === 'denied' ? d.error.message : '', detail, name)
-    else t.same(d.warnings, detail, `${name}: warnings`)
-    if (d.outcome === 'denied') t.equal(d.error.code, 'INVALID_ANNOTATION', name)
-  }
-})
 
 t.test('an empty service-account-email: allowed untouched, the warning reaches the response', async t => {
   const source = new StaticServiceAccountSource([
@@ -236,73 +172,6 @@ t.test('an empty service-account-email: allowed untouched, the warning reaches t
   const warning = 'ServiceAccount ns/templated annotation service-account-email is empty: treated as absent'
   t.same(responseOf(response), { uid: 'u-1', allowed: true, warnings: [warning] })
   t.equal(summary.outcome, 'skipped')
-})
-
-t.test('a ServiceAccount answered from a cached copy: a warning names it and the copy’s age', async t => {
-  const staleSource = (sa: ServiceAccount): ServiceAccountSource =>
-    ({ get: () => Promise.resolve(sa), ready: () => true })
-  const pod = (containers: JsonObject[]): JsonObject =>
-    ({ metadata: { name: 'p' }, spec: { serviceAccountName: 'app', containers } })
-  const ours = new Map([[emailKey, 'a@b.cd']])
-  const app = (annotations: ReadonlyMap<string, string>, staleMs?: number): ServiceAccount =>
-    ({ namespace: 'team-a', name: 'app', annotations, ...(staleMs === undefined ? {} : { staleMs }) })
-  const stale = (age: string): string =>
-    `ServiceAccount team-a/app read from a copy ${age} old: the API server is unreachable`
-  type Row = [name: string, sa: ServiceAccount, pod: JsonObject, outcome: PodDecision['outcome'], warnings: string[]]
-  const rows: Row[] = [
-    ['mutated from a 2m10s old copy', app(ours, 130_000), pod([{ name: 'c' }]), 'mutated', [stale('2m10s')]],
-    ['not ours, from a copy: allowed, still warned', app(new Map(), 4_999), pod([{ name: 'c' }]), 'skipped',
-      [stale('4s')]],
-    ['the stale warning comes first, before the mutation’s own', app(ours, 3_725_000),
-      pod([{ name: 'c', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'x' }] }, { name: 'd' }]), 'mutated',
-      [stale('1h2m5s'), 'container c: STACKIT_SERVICE_ACCOUNT_EMAIL already set, keeping the container\'s value']],
-    ['denied: no stale warning', app(new Map([[emailKey, 'not an e-mail']]), 1_000), pod([{ name: 'c' }]),
-      'denied', []],
-    ['a fresh answer: no warning', app(ours), pod([{ name: 'c' }]), 'mutated', []],
-  ]
-  for (const [name, sa, p, outcome, warnings] of rows) {
-    const d = await reviewPod(p, 'team-a', staleSource(sa))
-    t.equal(d.outcome, outcome, name)
-    t.same(d.warnings, warnings, `${name}: warnings`)
-  }
-  const long: ServiceAccount = { namespace: 'n'.repeat(63), name: 'a'.repeat(253), annotations: ours, staleMs: 60_000 }
-  const d = await reviewPod(pod([{ name: 'c' }]), long.namespace, staleSource(long))
-  t.equal(d.warnings.length, 1)
-  t.ok(d.warnings.every(w => w.length < 120), 'a long name is cut to fit a header')
-  t.match(d.warnings[0], /^ServiceAccount n+… read from a copy 1m0s old: the API server is unreachable$/,
-    'the name is cut, not the age')
-})
-
-t.test('ages are printed like Go durations, to the second', async t => {
-  const rows: [ms: number, text: string][] = [
-    [0, '0s'], [999, '0s'], [59_999, '59s'], [60_000, '1m0s'], [130_000, '2m10s'],
-    [3_600_000, '1h0m0s'], [3_725_000, '1h2m5s'], [90_061_000, '25h1m1s'], [-5, '0s'],
-  ]
-  for (const [ms, text] of rows) t.equal(formatAge(ms), text, `${ms} ms`)
-})
-
-t.test('ServiceAccount and Pod names', async t => {
-  const rows: [spec: unknown, name: string][] = [
-    [undefined, 'default'], [{}, 'default'], [{ serviceAccountName: '' }, 'default'], [{ serviceAccount: 'old' }, 'old'],
-    [{ serviceAccountName: 'new', serviceAccount: 'old' }, 'new'], [{ serviceAccountName: 5 }, 'default'],
-  ]
-  for (const [spec, name] of rows) t.equal(serviceAccountName(spec), name, JSON.stringify(spec))
-  t.equal(podName({}), '')
-  t.equal(podName({ metadata: { name: 'p', generateName: 'g-' } }), 'p')
-  t.equal(podName({ metadata: { generateName: 'g-' } }), 'g-')
-  t.equal(podName({ metadata: { generateName: 3 } }), '')
-})
-
-t.test('prototype keys in the Pod are plain data', async t => {
-  const sa: ServiceAccount = { namespace: 'ns', name: 'default', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) }
-  const pod = JSON.parse('{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},"spec":{"__proto__":{"containers":[]},"containers":[{"name":"a","__proto__":{"env":[]}}]}}') as JsonObject
-  const decision = await reviewPod(pod, 'ns', new StaticServiceAccountSource([sa]))
-  t.equal(decision.outcome, 'mutated')
-  t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'Object.prototype untouched')
-  if (decision.outcome === 'mutated') {
-    t.ok(isObject(decision.pod))
-    t.ok(decision.patch.every(op => !op.path.includes('__proto__')), 'no patch into prototype keys')
-  }
 })
 
 t.test('the response text is JSON for every kind of decision, whatever the uid holds', async t => {
@@ -328,11 +197,3 @@ t.test('the response text is JSON for every kind of decision, whatever the uid h
   }
 })
 
-t.test('every container skipped → allowed without patch, warnings still returned', async t => {
-  const sa: ServiceAccount = { namespace: 'ns', name: 'default', annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]) }
-  const pod = { metadata: { annotations: { 'workload-identity.stackit.cloud/skip-containers': 'app, ghost' } }, spec: { containers: [{ name: 'app' }] } }
-  const d = decidePod(pod, 'ns', 'default', sa)
-  t.same(d, { outcome: 'skipped', reason: 'all containers skipped', warnings: ['skip-containers names "ghost", which is not a container of this Pod'] })
-  const r = responseOf(reviewResponse({ apiVersion: 'admission.k8s.io/v1', uid: 'u', request: {} }, d))
-  t.same(r, { uid: 'u', allowed: true, warnings: ['skip-containers names "ghost", which is not a container of this Pod'] })
-})

@@ -222,14 +222,11 @@ t.test('invalid annotations → one denial naming each', async t => {
       { [skipKey]: 'yes' }],
   ]
   for (const [name, annotations, pod, messages, labels = {}] of rows) {
-    let caught: unknown
-    try {
-      resolveIdentity(sa(annotations), keyed(pod), keyed(labels))
-    } catch (e) {
-      caught = e
-    }
+    const d = resolveIdentity(sa(annotations), keyed(pod), keyed(labels))
+    t.equal(d.kind, 'invalid', `${name}: denied`)
+    const caught = d.kind === 'invalid' ? d.error : undefined
     t.ok(isWebhookError(caught, 'INVALID_ANNOTATION'), `${name}: INVALID_ANNOTATION`)
-    const message = caught instanceof Error ? caught.message : ''
+    const message = caught?.message ?? ''
     for (const m of messages) t.match(message, m, name)
     if (!pod['service-account-token-expiration-seconds'] && Object.keys(labels).length === 0) {
       t.match(message, /^ServiceAccount team-a\/app annotation/, `${name}: names the ServiceAccount`)

@@ -1,5 +1,5 @@
 /**
- * Mutation cost against Pod size: the pure admission path (JSON.parse → parseReview → decidePod, which mutates
+ * Mutation cost against Pod size: the pure admission path (JSON.parse → parseReview → viewPod → decidePod, which mutates
  * and diffs → reviewResponse, which writes the answer text) per review, against JSON.parse + JSON.stringify of
  * the same review text (the floor). Floor and webhook batches alternate, so a slow moment on a shared machine hits
  * both.
@@ -8,7 +8,8 @@
  * measurement has a process to itself.
  */
 import { pathToFileURL } from 'node:url'
-import { decidePod, parseReview, reviewResponse, serviceAccountName } from '../../lib/admission/admission-review.js'
+import { parseReview, reviewResponse } from '../../lib/admission/admission-review.js'
+import { decidePod, viewPod } from '../../lib/admission/pod-decision.js'
 import { own, type JsonObject } from '../../lib/json.js'
 import { median, reviewWithContainers, typicalReviewText, typicalServiceAccount } from './workloads.js'
 
@@ -33,7 +34,7 @@ export interface MutationOptions {
 export const admitText = (text: string): string => {
   const review = parseReview(JSON.parse(text) as unknown)
   const pod = own(review.request, 'object') as JsonObject
-  const decision = decidePod(pod, own(review.request, 'namespace') as string, serviceAccountName(own(pod, 'spec')), typicalServiceAccount)
+  const decision = decidePod(viewPod(pod), own(review.request, 'namespace') as string, typicalServiceAccount)
   if (decision.outcome !== 'mutated') throw new Error(`benchmark review was not mutated: ${decision.outcome}`)
   return reviewResponse(review, decision)
 }
