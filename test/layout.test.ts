@@ -45,7 +45,7 @@ t.test('the sources were found and their imports read', async t => {
     ['bin/stackit-pod-identity-webhook.ts', 'lib/cli/cli.ts', 'import … from'],
     ['lib/server/listeners.ts', 'lib/server/tls-reloader.ts', 'import type … from'],
     ['lib/index.ts', 'lib/workload-identity/workload-identity-client.ts', 'export … from'],
-    ['lib/admission/admission-review.ts', 'fast-json-patch', 'a package'],
+    ['lib/admission/pod-decision.ts', 'fast-json-patch', 'a package'],
     ['lib/kube/kube-client.ts', 'node:https', 'a builtin'],
   ]
   for (const [from, to, form] of edges) {
