@@ -3,7 +3,7 @@ import { decidePod, formatAge, reviewPod, viewPod, type PodDecision } from '../.
 import { StaticServiceAccountSource } from '../../lib/admission/offline-source.js'
 import type { ServiceAccount, ServiceAccountSource } from '../../lib/admission/serviceaccount.js'
 import { WebhookError } from '../../lib/errors.js'
-import { isObject, type JsonObject } from '../../lib/json.js'
+import type { JsonObject } from '../../lib/json.js'
 
 const emailKey = 'workload-identity.stackit.cloud/service-account-email'
 
@@ -141,7 +141,6 @@ t.test('prototype keys in the Pod are plain data', async t => {
   t.equal(decision.outcome, 'mutated')
   t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'Object.prototype untouched')
   if (decision.outcome === 'mutated') {
-    t.ok(isObject(decision.pod))
     t.ok(decision.patch.every(op => !op.path.includes('__proto__')), 'no patch into prototype keys')
   }
 })
