@@ -13,7 +13,8 @@ import type { Env } from '../env.js'
 import { isObject, isString, own } from '../json.js'
 import { jwtExpiry, unverifiedClaims } from './jwt-claims.js'
 import { WorkloadIdentityError } from './workload-identity-error.js'
-import { bodyExcerpt, sendRequest, type OutboundResponse } from './http-request.js'
+import { bodyExcerpt } from '../http-excerpt.js'
+import { sendRequest, type OutboundResponse } from './http-request.js'
 import {
   resolveWorkloadIdentityConfig,
   type WorkloadIdentityConfig,
