@@ -7,6 +7,7 @@
 import path from 'node:path'
 import { WebhookError } from '../errors.js'
 import { quote } from '../json.js'
+import { endpointUrl } from '../url.js'
 import { annotationPrefix, defaults, envNames, keys, tokenExpirationBounds } from '../names.js'
 import { emptyAnnotations, type ServiceAccount } from './serviceaccount.js'
 
@@ -70,16 +71,6 @@ const parseIntegerIn = (v: string, min: number, max: number): number | undefined
 const expirationRule = `must be a whole number of seconds from ${tokenExpirationBounds.min} to ${tokenExpirationBounds.max} (Kubernetes' limits for a projected token)`
 const parseExpiration = (v: string): number | undefined =>
   parseIntegerIn(v, tokenExpirationBounds.min, tokenExpirationBounds.max)
-
-const isHttpsUrl = (v: string): boolean => {
-  if (v.trim() !== v || v === '') return false
-  try {
-    const u = new URL(v)
-    return u.protocol === 'https:' && u.hostname !== '' && u.username === '' && u.password === ''
-  } catch {
-    return false
-  }
-}
 
 /**
  * Why a federated-token-file value is unusable, or undefined when it is fine. Its directory becomes a volumeMount
@@ -196,7 +187,10 @@ export const resolveIdentity = (
   }
   const endpoint = read(a, owner, keys.idpTokenEndpoint)
   if (endpoint !== undefined) {
-    if (!isHttpsUrl(endpoint)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
+    // Where this differs from the other endpoints on purpose: never http, and no surrounding spaces, because the
+    // value is injected as it is written, and anyone who may edit a ServiceAccount writes it.
+    const url = endpoint.trim() === endpoint ? endpointUrl(endpoint, false) : 'not a URL'
+    if (!(url instanceof URL)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
     else env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
   }
   let mountPath: string = defaults.mountPath

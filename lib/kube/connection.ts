@@ -7,6 +7,8 @@ import type { Env } from '../env.js'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { WebhookError, errorCode } from '../errors.js'
+import { quote } from '../json.js'
+import { endpointUrl, urlHost } from '../url.js'
 
 /** Where Kubernetes mounts a Pod's ServiceAccount token, CA bundle and namespace. */
 const inClusterDirectory = '/var/run/secrets/kubernetes.io/serviceaccount'
@@ -43,21 +45,20 @@ const readInput = async (file: string, what: string): Promise<Buffer> => {
   }
 }
 
+// The one difference from the other endpoints: http:// is accepted when written so, for a local kubectl proxy; a
+// token is then refused (below), so no credential travels in clear text.
 const parseServer = (raw: string): URL => {
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    throw new WebhookError('USAGE', `--api-server ${raw} is not a URL; write it as https://HOST:PORT`)
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new WebhookError('USAGE', `--api-server ${raw} must start with https:// (or http:// for a local kubectl proxy)`)
-  }
-  return url
+  const url = endpointUrl(raw, true)
+  if (url instanceof URL) return url
+  // The value is not shown when it holds credentials.
+  const why = {
+    'not a URL': `${quote(raw)} is not a URL; write it as https://HOST:PORT`,
+    credentials: 'must not contain a user name or password; pass a token with --api-token-file',
+    scheme: `${quote(raw)} must start with https:// (or http:// for a local kubectl proxy)`,
+  }[url]
+  throw new WebhookError('USAGE', `--api-server ${why}`)
 }
 
-/** The host part of a URL: IPv6 literals need brackets, or the port would be read as part of the address. */
-export const urlHost = (host: string): string => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)
 
 /**
  * Resolves the API connection. With `apiServer`, only the given flags apply (no token, system CA roots unless
