@@ -7,6 +7,7 @@ import http from 'node:http'
 import https from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import { WebhookError } from '../errors.js'
+import { bodyExcerpt } from '../http-excerpt.js'
 import { isObject, isString, own } from '../json.js'
 import { FileTokenSource } from './kube-token.js'
 import type { KubeConnection } from './connection.js'
@@ -75,7 +76,7 @@ const statusReason = (body: string): string => {
   try {
     const parsed: unknown = JSON.parse(body)
     const message = isObject(parsed) ? own(parsed, 'message') : undefined
-    return isString(message) ? `: ${message.slice(0, 200)}` : ''
+    return isString(message) ? `: ${bodyExcerpt(message)}` : ''
   } catch {
     return ''
   }

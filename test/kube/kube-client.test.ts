@@ -176,6 +176,8 @@ for (const [name, inject, end, opened] of watchEnds) {
 const hostile: [name: string, handler: http.RequestListener, call: (c: KubeClient) => Promise<unknown>, expected: RegExp][] = [
   ['body that is not JSON', (_q, s) => s.end('<html>'), c => c.getJson('/x', { accept }), /^GET \/x: the response is not JSON$/],
   ['error body without a message', (_q, s) => s.writeHead(503).end('{"kind":"Status"}'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 503$/],
+  ['Status message on one line, bounded, a JWT cut out', (_q, s) => s.writeHead(403).end(JSON.stringify({ kind: 'Status', message: `denied\n\tfor eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2ln ${'x'.repeat(300)}` })),
+    c => c.getJson('/x', { accept }), /^GET \/x: HTTP 403: denied for \[redacted\] x{178}…$/],
   ['error body that is a JSON array', (_q, s) => s.writeHead(503).end('["x"]'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 503$/],
   ['error body that is not JSON', (_q, s) => s.writeHead(502).end('bad gateway'), c => c.getJson('/x', { accept }), /^GET \/x: HTTP 502$/],
   ['body over the size limit', (_q, s) => s.end('x'.repeat(5000)), c => c.getJson('/x', { accept }), /the response exceeds 1024 bytes/],
