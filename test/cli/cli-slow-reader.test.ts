@@ -100,8 +100,10 @@ t.test('mutate: everything reaches a reader that starts late, with the right exi
       t.ok(stderr === `denied: ServiceAccount ${longNamespace}/app-sa ${notFound}\n`, 'the whole line, not cut')
     }],
   ]
-  for (const [name, input, code, check] of rows) {
-    const r = await runWithLateReader(['mutate', '--service-account', saFile], JSON.stringify(input))
+  // The runs wait for their readers side by side: each is its own process with its own pipes.
+  const runs = await Promise.all(rows.map(async row =>
+    ({ row, r: await runWithLateReader(['mutate', '--service-account', saFile], JSON.stringify(row[1])) })))
+  for (const { row: [name, , code, check], r } of runs) {
     t.equal(r.code, code, `${name}: exit code`)
     t.test(name, async t => check(t, r.stdout, r.stderr))
   }

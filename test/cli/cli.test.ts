@@ -1,15 +1,17 @@
-// Spawns the built binary: the CLI as users run it, stdin to stdout, with real exit codes.
+// The CLI through main() in this process, stdin to stdout, with its exit codes; the last test spawns the built
+// binary for what only a process shows: stdin read from a pipe, the output drained, the exit code the shell sees.
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { version } from '../../lib/version.js'
-import { runCli } from '../helpers/webhook-client.js'
+import { runCli, runMain } from '../helpers/webhook-client.js'
 import { fixturePath } from '../helpers/paths.js'
 
 const fixture = (name: string): string => fixturePath(name)
 
-const run = runCli
+const run = runMain
 
-const read = async (name: string): Promise<string> => (await import('node:fs/promises')).readFile(fixture(name), 'utf8')
+const read = (name: string): Promise<string> => readFile(fixture(name), 'utf8')
 
 t.test('AdmissionReview in → review with response out', async t => {
   const review = await read('admission-review-deployment-pod.json')
@@ -119,5 +121,25 @@ t.test('--help and --version', async t => {
     const r = await run(args)
     t.equal(r.code, 0, args.join(' '))
     t.match(r.stdout, out, args.join(' '))
+  }
+})
+
+t.test('the built binary: stdin from a pipe, the answer on stdout, the exit code the shell sees', async t => {
+  const review = await read('admission-review-deployment-pod.json')
+  const denied = await read('reference/invalid-expiration.json')
+  type Row = [name: string, args: string[], stdin: string, code: number, stdout: RegExp, stderr: RegExp]
+  const rows: Row[] = [
+    ['allowed', ['mutate', '--service-account', fixture('serviceaccounts.json')], review, 0, /"patchType": "JSONPatch"/, /^$/],
+    ['denied', ['mutate', '--service-account', fixture('reference/serviceaccounts.json')], denied, 1,
+      /"allowed": false/, /^denied: ServiceAccount default\/test-sa-invalid-expiration /],
+    ['unusable input', ['mutate'], '{"password": "hunter2"', 2, /^$/, /^error: standard input is not valid JSON\n$/],
+    ['unknown flag', ['mutate', '--frobnicate'], '{}', 2, /^$/, /^error: stackit-pod-identity-webhook mutate: unknown flag /],
+    ['--version', ['--version'], '', 0, new RegExp(`^${version.replace(/\./g, '\\.')}\\n$`), /^$/],
+  ]
+  for (const [name, args, stdin, code, stdout, stderr] of rows) {
+    const r = await runCli(args, stdin)
+    t.equal(r.code, code, `${name}: exit code`)
+    t.match(r.stdout, stdout, `${name}: stdout`)
+    t.match(r.stderr, stderr, `${name}: stderr`)
   }
 })
