@@ -5,9 +5,5 @@
  * keeps the lines in order for `kubectl logs` and `| jq`.
  */
 import { runExampleApp } from '../lib/workload-identity/example-app.js'
-import { createLogger } from '../lib/log.js'
 
-process.exitCode = await runExampleApp({
-  env: process.env,
-  logger: createLogger({ level: 'info', write: line => void process.stdout.write(line) }),
-})
+process.exitCode = await runExampleApp({ env: process.env, write: line => void process.stdout.write(line) })

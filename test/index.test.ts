@@ -1,15 +1,42 @@
-// The package entry, imported by name as a Node app would (package.json "exports").
+// The package entry, imported by name as a Node app would (package.json "exports"): exactly the API the README
+// documents. An export added or removed fails here, so a change of the public API is always a decision.
 import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { repoPath } from './helpers/paths.js'
 
-t.test('the package entry exports the client, the errors and the pure core', async t => {
-  // A variable specifier keeps tsc from resolving the package's own .d.ts, which a fresh clone has not built yet.
-  const name = 'stackit-pod-identity-webhook'
-  const pkg = (await import(name)) as typeof import('../lib/index.js')
-  for (const name of ['WorkloadIdentityClient', 'WebhookError', 'isWebhookError', 'admit', 'decidePod', 'parseReview', 'reviewPod', 'resolveIdentity', 'mutatePod', 'StaticServiceAccountSource', 'serviceAccountsFromDocument']) {
-    t.type((pkg as Record<string, unknown>)[name], 'function', name)
+const values = ['WorkloadIdentityClient', 'WorkloadIdentityError', 'isWorkloadIdentityError',
+  'resolveWorkloadIdentityConfig']
+const types = ['Env', 'WorkloadIdentityClientOptions', 'WorkloadIdentityConfig', 'WorkloadIdentityErrorCode',
+  'WorkloadIdentityOptions']
+
+// A variable specifier keeps tsc from resolving the package's own .d.ts, which a fresh clone has not built yet.
+const name = 'stackit-pod-identity-webhook'
+type Package = typeof import('../lib/index.js')
+const load = async (): Promise<Package> => (await import(name)) as Package
+
+t.test('the values the package exports, no more and no fewer', async t => {
+  t.same(Object.keys(await load()).sort(), [...values].sort())
+})
+
+t.test('the names its declarations export (what TypeScript users see), no more and no fewer', async t => {
+  const text = await readFile(repoPath('dist', 'lib', 'index.d.ts'), 'utf8')
+  const statements = text.split('\n').filter(l => l.startsWith('export'))
+  const lists = statements.map(l => /^export (?:type )?\{ ([^}]+) \} from '[^']+';$/.exec(l)?.[1])
+  const others = statements.filter((_, i) => lists[i] === undefined)
+  t.same(others, [], 'only named re-exports (no export *, no declarations)')
+  t.same(lists.flatMap(l => l?.split(', ') ?? []).sort(), [...values, ...types].sort())
+})
+
+t.test('the error class exported is the one the client throws', async t => {
+  const pkg = await load()
+  const thrown = (fn: () => unknown): unknown => {
+    try {
+      fn()
+    } catch (e) {
+      return e
+    }
+    return undefined
   }
-  t.equal(pkg.annotationPrefix, 'workload-identity.stackit.cloud/')
-  t.equal(pkg.volumeName, 'stackit-workload-identity')
-  t.equal(pkg.keys.email, 'workload-identity.stackit.cloud/service-account-email')
-  t.equal(pkg.envNames.email, 'STACKIT_SERVICE_ACCOUNT_EMAIL')
+  t.ok(thrown(() => new pkg.WorkloadIdentityClient({ env: {} })) instanceof pkg.WorkloadIdentityError)
+  t.ok(pkg.isWorkloadIdentityError(thrown(() => pkg.resolveWorkloadIdentityConfig({}, {})), 'CONFIG'))
 })

@@ -5,10 +5,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { exampleDefaults, kubernetesVersions, providerOptionsUrl, runExampleApp, type ExampleAppOptions } from '../../lib/workload-identity/example-app.js'
-import { createLogger } from '../../lib/log.js'
 import { defaultVersions, fakeJwt, startFakeStackit, type FakeStackit } from '../helpers/fake-stackit.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
-import { distBin } from '../helpers/paths.js'
+import { distBin, repoPath } from '../helpers/paths.js'
 
 const run = promisify(execFile)
 const bin = distBin('stackit-workload-identity-example-app')
@@ -29,10 +28,10 @@ const runApp = async (
   t.teardown(() => fake.close())
   tweak(fake)
   let raw = ''
-  const logger = createLogger({ level: 'info', write: l => void (raw += l), currentDate: () => new Date(0) })
   const code = await runExampleApp({
     env: { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: join(dir, 'token'), ...env },
-    logger,
+    write: l => void (raw += l),
+    currentDate: () => new Date(0),
     skeEndpoint: fake.base,
     client: { tokenEndpoint: fake.tokenUrl },
     ...options,
@@ -90,15 +89,25 @@ t.test('failures → exit 1 with one clear error line', async t => {
     ['SKE answers 500 with no body', fake => {
       fake.skeReply = () => ({ status: 500 })
     }, {}, {}, { msg: 'SKE request failed', status: 500, error: '(empty body)' }],
+    ['SKE answers 204 (no body at all)', fake => {
+      fake.skeReply = () => ({ status: 204 })
+    }, {}, {}, { msg: 'SKE request failed', status: 204, error: '(empty body)' }],
     ['SKE answers 200 without JSON', fake => {
       fake.skeReply = () => ({ body: '<html>' })
+    }, {}, {}, { msg: 'SKE answered HTTP 200 without a JSON object' }],
+    ['SKE answers 200 with a JSON array', fake => {
+      fake.skeReply = () => ({ body: '[{"version":"1.33.2"}]' })
     }, {}, {}, { msg: 'SKE answered HTTP 200 without a JSON object' }],
     ['SKE answers 200 with a body over the limit', fake => {
       fake.skeReply = () => ({ body: `{"kubernetesVersions":[${'{},'.repeat(2_000_000)}{}]}` })
     }, {}, {}, { msg: 'SKE answered HTTP 200 without a JSON object' }],
     ['SKE times out', fake => {
       fake.skeReply = () => ({ hang: true })
-    }, { timeoutMs: 100 }, {}, { msg: 'SKE request failed', error: 'no complete response within 100 ms' }],
+    }, { timeoutMs: 100 }, {}, { msg: 'SKE request failed',
+      error: 'TimeoutError: The operation was aborted due to timeout' }],
+    ['SKE hangs up mid-body', fake => {
+      fake.skeReply = () => ({ hangUpAfterHeaders: true })
+    }, {}, {}, { msg: 'SKE request failed', error: 'terminated: other side closed' }],
     ['token endpoint answers 401', fake => {
       fake.tokenReply = () => ({ status: 401, body: '{"error":"invalid_client"}' })
     }, {}, {}, { msg: 'authentication failed', code: 'TOKEN_EXCHANGE', error: /answered HTTP 401: \{"error":"invalid_client"\}$/ }],
@@ -107,11 +116,14 @@ t.test('failures → exit 1 with one clear error line', async t => {
     ['e-mail missing', () => {}, {}, { STACKIT_SERVICE_ACCOUNT_EMAIL: '' },
       { msg: 'configuration error', code: 'CONFIG', error: /^STACKIT_SERVICE_ACCOUNT_EMAIL is not set/ }],
     ['bad region', () => {}, {}, { STACKIT_REGION: '../eu01' },
-      { msg: 'configuration error', code: 'CONFIG', error: 'STACKIT_REGION must be a region name such as "eu01", got "../eu01"' }],
+      { msg: 'configuration error', code: 'CONFIG', error: 'STACKIT_REGION must be a region name such as "eu01"' }],
+    ['empty STACKIT_REGION counts as unset', fake => {
+      fake.skeReply = () => ({ status: 500 })
+    }, {}, { STACKIT_REGION: '' }, { msg: 'SKE request failed', url: /\/v2\/regions\/eu01\/provider-options$/ }],
     ['http: SKE endpoint by option is allowed, other schemes are not', () => {}, { skeEndpoint: 'file:///etc/passwd' }, {},
-      { msg: 'configuration error', error: 'option skeEndpoint must be an https: URL, got "file:"' }],
+      { msg: 'configuration error', error: 'option skeEndpoint must be an https: URL' }],
     ['SKE endpoint not a URL', () => {}, { skeEndpoint: 'ske.example' }, {},
-      { msg: 'configuration error', error: 'option skeEndpoint is not a URL: "ske.example"' }],
+      { msg: 'configuration error', error: 'option skeEndpoint is not a URL' }],
   ]
   for (const [name, tweak, options, env, expect] of rows) {
     const { code, lines, raw, fake } = await runApp(t, tweak, options, env)
@@ -125,10 +137,11 @@ t.test('failures → exit 1 with one clear error line', async t => {
 
 t.test('environment only: defaults, and an http: SKE endpoint from the environment is refused', async t => {
   let raw = ''
-  const logger = createLogger({ level: 'info', write: l => void (raw += l) })
-  t.equal(await runExampleApp({ env: {}, logger }), 1, 'default endpoint, no e-mail → exit 1 before any request')
+  t.equal(await runExampleApp({ env: {}, write: l => void (raw += l) }), 1,
+    'default endpoint, no e-mail → exit 1 before any request')
   t.match(JSON.parse(raw), { level: 'error', msg: 'configuration error', code: 'CONFIG', error: /^STACKIT_SERVICE_ACCOUNT_EMAIL is not set/ })
-  t.equal(providerOptionsUrl({ value: 'http://ske.example', fromOption: false }, 'eu01'), 'STACKIT_SKE_ENDPOINT must be an https: URL, got "http:"')
+  t.equal(providerOptionsUrl({ value: 'http://ske.example', fromOption: false }, 'eu01'),
+    'STACKIT_SKE_ENDPOINT must be an https: URL')
   t.equal(providerOptionsUrl({ value: 'https://user:secret@ske.example', fromOption: true }, 'eu01'), 'option skeEndpoint must not contain user name or password', 'credentials in the URL are refused, unquoted')
 })
 
@@ -151,26 +164,41 @@ t.test('kubernetesVersions keeps well-formed entries in order', async t => {
   for (const [name, body, expect] of rows) t.same(kubernetesVersions(body), expect, name)
 })
 
-t.test('https everywhere with an injected agent', async t => {
+t.test('an https token endpoint trusted through the client agent', async t => {
   const dir = t.testdir({ token: assertion })
   const ca = await makeCa(dir)
-  const fake = await startFakeStackit(await makeServerCert(dir, ca))
-  t.teardown(() => fake.close())
+  const idp = await startFakeStackit(await makeServerCert(dir, ca))
+  t.teardown(() => idp.close())
+  const ske = await startFakeStackit()
+  t.teardown(() => ske.close())
+  // This fake did not issue the token; the check below compares it with the one the https endpoint issued.
+  ske.skeReply = () => ({ body: '{"kubernetesVersions":[{"version":"1.33.2"}]}' })
   const agent = new https.Agent({ ca: await readFile(ca.certFile) })
   t.teardown(() => agent.destroy())
-  const lines: string[] = []
+  let raw = ''
   const code = await runExampleApp({
     env: {
       STACKIT_SERVICE_ACCOUNT_EMAIL: email,
       STACKIT_FEDERATED_TOKEN_FILE: join(dir, 'token'),
-      STACKIT_IDP_TOKEN_ENDPOINT: fake.tokenUrl,
-      STACKIT_SKE_ENDPOINT: fake.base,
+      STACKIT_IDP_TOKEN_ENDPOINT: idp.tokenUrl,
     },
-    logger: createLogger({ level: 'info', write: l => void lines.push(l) }),
-    agent,
+    write: l => void (raw += l),
+    skeEndpoint: ske.base,
+    client: { agent },
   })
-  t.equal(code, 0)
-  t.equal(fake.skeRequests.length, 1)
+  t.equal(code, 0, raw)
+  t.equal(idp.tokenRequests.length, 1, 'the token came from the https endpoint')
+  t.equal(ske.skeRequests[0]?.authorization, `Bearer ${idp.issued[0] ?? ''}`)
+})
+
+t.test('the example uses only what an app can: the package entry and Node', async t => {
+  for (const file of ['lib/workload-identity/example-app.ts', 'bin/stackit-workload-identity-example-app.ts']) {
+    const text = await readFile(repoPath(file), 'utf8')
+    const specifiers = [...text.matchAll(/\bfrom\s+'([^']+)'/g)].map(([, s]) => s)
+    t.ok(specifiers.length > 0, `${file}: imports found`)
+    const allowed = file.startsWith('bin/') ? ['../lib/workload-identity/example-app.js'] : ['../index.js']
+    t.same(specifiers.filter(s => !s?.startsWith('node:') && !allowed.includes(s ?? '')), [], file)
+  }
 })
 
 t.test('the built binary: environment in, JSON lines on stdout, exit code out', async t => {
