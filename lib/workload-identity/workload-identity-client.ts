@@ -92,12 +92,14 @@ export class WorkloadIdentityClient {
     } catch (e) {
       // fs rejects with an ErrnoException; its code (ENOENT, EACCES, EISDIR) says what is wrong, without content.
       const code = errorCode(e)
-      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `cannot read the federated token file ${file} from ${source} (${code}); is the webhook's token volume mounted?`)
+      const why = `cannot read the federated token file ${file} from ${source} (${code})`
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${why}; is the webhook's token volume mounted?`)
     }
     // Kubelet writes the bare token; a hand-written file often ends in a newline, which no JWT contains.
     const assertion = text.trim()
     if (assertion.length > maxAssertionBytes || unverifiedClaims(assertion) === undefined) {
-      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `the federated token file ${file} from ${source} does not hold a JWT`)
+      const why = `the federated token file ${file} from ${source} does not hold a JWT`
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', why)
     }
     return assertion
   }
@@ -127,9 +129,11 @@ export class WorkloadIdentityClient {
       throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} failed: ${errorMessage(e)}`, { cause: e })
     }
     if (res.status !== 200) {
-      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP ${res.status}: ${bodyExcerpt(res.body) || '(empty body)'}`)
+      const excerpt = bodyExcerpt(res.body) || '(empty body)'
+      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP ${res.status}: ${excerpt}`)
     }
-    if (res.truncated) throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} sent a response larger than ${maxTokenResponseBytes} bytes`)
+    const tooLarge = `${where} sent a response larger than ${maxTokenResponseBytes} bytes`
+    if (res.truncated) throw new WorkloadIdentityError('TOKEN_EXCHANGE', tooLarge)
     let parsed: unknown
     try {
       parsed = JSON.parse(res.body)

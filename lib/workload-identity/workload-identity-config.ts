@@ -81,7 +81,8 @@ export const resolveWorkloadIdentityConfig = (options: WorkloadIdentityOptions, 
   if (email === undefined) {
     throw new WorkloadIdentityError(
       'CONFIG',
-      `${envNames.email} is not set: the STACKIT service account e-mail is required (is the Pod's ServiceAccount annotated, and was the Pod created after the webhook was installed?)`,
+      `${envNames.email} is not set: the STACKIT service account e-mail is required (is the Pod's ServiceAccount ` +
+        'annotated, and was the Pod created after the webhook was installed?)',
     )
   }
   const file = pick(options.federatedTokenFile, 'federatedTokenFile', env, envNames.federatedTokenFile)
