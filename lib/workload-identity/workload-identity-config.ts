@@ -39,23 +39,17 @@ interface Picked {
   readonly fromOption: boolean
 }
 
-/** An environment variable's value; empty counts as unset. */
-export const envValue = (env: Env, name: string): string | undefined => {
-  const v = env[name]
-  return v === undefined || v === '' ? undefined : v
-}
-
 const pick = (option: string | undefined, optionName: string, env: Env, envName: string): Picked | undefined => {
   if (option !== undefined && option !== '') return { value: option, source: `option ${optionName}`, fromOption: true }
-  const fromEnv = envValue(env, envName)
-  return fromEnv === undefined ? undefined : { value: fromEnv, source: envName, fromOption: false }
+  const fromEnv = env[envName]
+  return fromEnv === undefined || fromEnv === '' ? undefined : { value: fromEnv, source: envName, fromOption: false }
 }
 
 /**
- * Parses the URL of an endpoint that will receive a credential (the token assertion, an access token): the URL,
- * or why it is unusable (without quoting any user name or password it holds).
+ * Parses the URL of the token endpoint, which receives a credential (the assertion): the URL, or why it is unusable
+ * (without quoting any user name or password it holds).
  */
-export const credentialEndpoint = (value: string, fromOption: boolean): URL | string => {
+const credentialEndpoint = (value: string, fromOption: boolean): URL | string => {
   let url: URL
   try {
     url = new URL(value)
