@@ -26,7 +26,7 @@ export interface WorkloadIdentityClientOptions extends WorkloadIdentityOptions {
   /** Where `STACKIT_*` variables are read when an option is not given; default `process.env`. */
   readonly env?: Env
   /** Clock in milliseconds since the epoch; default `Date.now`. */
-  readonly now?: () => number
+  readonly epochMs?: () => number
   /** Deadline for one token exchange (connect to last byte); default 30 000 ms. */
   readonly timeoutMs?: number
   /** HTTP(S) agent for the token endpoint, e.g. one that trusts a private CA; default Node's global agent. */
@@ -60,7 +60,7 @@ interface Cached {
 export class WorkloadIdentityClient {
   /** The resolved configuration (no secrets: the e-mail, the token file path and the endpoint). */
   readonly config: WorkloadIdentityConfig
-  readonly #now: () => number
+  readonly #epochMs: () => number
   readonly #timeoutMs: number
   readonly #agent: Agent | undefined
   #cached: Cached | undefined
@@ -68,7 +68,7 @@ export class WorkloadIdentityClient {
 
   constructor(options: WorkloadIdentityClientOptions = {}) {
     this.config = resolveWorkloadIdentityConfig(options, options.env ?? process.env)
-    this.#now = options.now ?? Date.now
+    this.#epochMs = options.epochMs ?? Date.now
     this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs
     this.#agent = options.agent
   }
@@ -76,7 +76,7 @@ export class WorkloadIdentityClient {
   /** A valid STACKIT access token (send it as `Authorization: Bearer <token>`); rejects with a TOKEN_EXCHANGE error. */
   getAccessToken(): Promise<string> {
     const cached = this.#cached
-    if (cached !== undefined && this.#now() < cached.refreshAt) return Promise.resolve(cached.accessToken)
+    if (cached !== undefined && this.#epochMs() < cached.refreshAt) return Promise.resolve(cached.accessToken)
     this.#inFlight ??= this.#exchange().finally(() => {
       this.#inFlight = undefined
     })
@@ -108,7 +108,7 @@ export class WorkloadIdentityClient {
     const assertion = await this.#readAssertion()
     const { tokenEndpoint, serviceAccountEmail } = this.config
     const where = `token endpoint ${tokenEndpoint.origin}${tokenEndpoint.pathname}`
-    const startedAt = this.#now()
+    const startedAt = this.#epochMs()
     let res: OutboundResponse
     try {
       res = await sendRequest({

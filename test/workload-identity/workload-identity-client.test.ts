@@ -17,9 +17,9 @@ const assertionA = fakeJwt({ iss: 'https://issuer.example', sub: 'system:service
 const assertionB = fakeJwt({ iss: 'https://issuer.example', sub: 'system:serviceaccount:team-a:app', aud: 'sts.accounts.stackit.cloud', v: 'B' })
 
 /** A clock the test moves by hand. */
-const manualClock = (start = Date.now()): { now: () => number; advance: (ms: number) => void } => {
+const manualClock = (start = Date.now()): { epochMs: () => number; advance: (ms: number) => void } => {
   let at = start
-  return { now: () => at, advance: ms => void (at += ms) }
+  return { epochMs: () => at, advance: ms => void (at += ms) }
 }
 
 /** A fake endpoint, a token file holding assertion A, and a client factory wired to both. */
@@ -186,7 +186,7 @@ t.test('token file problems name the file and where its path came from', async t
 t.test('rotated token file: the next exchange sends the new assertion', async t => {
   const { fake, tokenFile, client } = await setup(t)
   const clock = manualClock()
-  const c = client({ now: clock.now })
+  const c = client({ epochMs: clock.epochMs })
   const first = await c.getAccessToken()
   await writeFile(tokenFile, assertionB)
   t.equal(await c.getAccessToken(), first, 'still cached: no re-read needed yet')
@@ -219,7 +219,7 @@ t.test('caching follows the token expiry', async t => {
     const start = Math.floor(Date.now() / 1000) * 1000
     const clock = manualClock(start)
     fake.tokenReply = () => ({ body: JSON.stringify(reply(start / 1000 + 600)) })
-    const c = client({ now: clock.now })
+    const c = client({ epochMs: clock.epochMs })
     await c.getAccessToken()
     if (cachedFor === undefined) {
       await c.getAccessToken()
