@@ -6,6 +6,7 @@
 import { quote } from '../json.js'
 import type { Env } from '../env.js'
 import { defaults, envNames } from '../names.js'
+import { endpointUrl } from '../url.js'
 import { WorkloadIdentityError } from './workload-identity-error.js'
 
 /** Explicit settings; each one overrides its environment variable. */
@@ -46,27 +47,18 @@ const pick = (option: string | undefined, optionName: string, env: Env, envName:
 }
 
 /**
- * Parses the URL of the token endpoint, which receives a credential (the assertion): the URL, or why it is unusable
- * (without quoting any user name or password it holds).
+ * The token endpoint's URL by the project's one rule set (lib/url.ts): it receives a credential (the assertion), so
+ * plain HTTP only when a program chose it by option, never from the environment. A user name or password is not shown.
  */
-const credentialEndpoint = (value: string, fromOption: boolean): URL | string => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return `is not a URL: ${quote(value)}`
-  }
-  // Credentials in the URL would be sent along and could end up in error messages: refuse them, unquoted.
-  if (url.username !== '' || url.password !== '') return 'must not contain user name or password'
-  // Only over TLS, except to an http: endpoint a program chose itself.
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && fromOption)) return url
-  return `must be an https: URL, got ${quote(url.protocol)}`
-}
-
 const parseEndpoint = (picked: Picked): URL => {
-  const url = credentialEndpoint(picked.value, picked.fromOption)
-  if (typeof url === 'string') throw new WorkloadIdentityError('CONFIG', `token endpoint from ${picked.source} ${url}`)
-  return url
+  const url = endpointUrl(picked.value, picked.fromOption)
+  if (url instanceof URL) return url
+  const why = {
+    'not a URL': () => `is not a URL: ${quote(picked.value)}`,
+    credentials: () => 'must not contain user name or password',
+    scheme: () => `must be an https: URL, got ${quote(new URL(picked.value).protocol)}`,
+  }[url]()
+  throw new WorkloadIdentityError('CONFIG', `token endpoint from ${picked.source} ${why}`)
 }
 
 /** Resolves options and environment into a configuration; throws a CONFIG error naming the missing or bad input. */
