@@ -5,12 +5,8 @@
  * `'stackit-pod-identity-webhook'` it runs as your own code. Everything from outside comes in as an argument
  * (environment, output, clock, endpoints), so the binary is a thin wrapper and tests run the whole flow in-process.
  */
-import {
-  WorkloadIdentityClient,
-  isWorkloadIdentityError,
-  type Env,
-  type WorkloadIdentityClientOptions,
-} from '../index.js'
+import { WorkloadIdentityClient, isWorkloadIdentityError } from '../index.js'
+import type { Env, WorkloadIdentityClientOptions } from '../index.js'
 
 /** Environment variables the example app reads besides the client's `STACKIT_*` ones. */
 const exampleEnvNames = { region: 'STACKIT_REGION', skeEndpoint: 'STACKIT_SKE_ENDPOINT' } as const
@@ -131,9 +127,9 @@ export const runExampleApp = async (options: ExampleAppOptions): Promise<number>
   }
   let parsed: unknown
   try {
-    parsed = body.complete ? JSON.parse(body.text) : undefined
+    if (body.complete) parsed = JSON.parse(body.text)
   } catch {
-    parsed = undefined
+    // Not JSON: parsed stays undefined.
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return fail('SKE answered HTTP 200 without a JSON object', { url: url.href })
