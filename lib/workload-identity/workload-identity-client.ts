@@ -10,7 +10,7 @@ import type { Agent } from 'node:http'
 import { errorCode, errorMessage } from '../errors.js'
 import { userAgent } from '../version.js'
 import type { Env } from '../env.js'
-import { isObject, isString, own } from '../json.js'
+import { isObject, isString, own, parseJson } from '../json.js'
 import { jwtExpiry, unverifiedClaims } from './jwt-claims.js'
 import { WorkloadIdentityError } from './workload-identity-error.js'
 import { bodyExcerpt } from '../http-excerpt.js'
@@ -134,16 +134,11 @@ export class WorkloadIdentityClient {
     }
     const tooLarge = `${where} sent a response larger than ${maxTokenResponseBytes} bytes`
     if (res.truncated) throw new WorkloadIdentityError('TOKEN_EXCHANGE', tooLarge)
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(res.body)
-    } catch {
-      parsed = undefined
-    }
+    const noToken = (): WorkloadIdentityError =>
+      new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP 200 without a JSON access_token`)
+    const parsed = parseJson(res.body, noToken)
     const accessToken = isObject(parsed) ? own(parsed, 'access_token') : undefined
-    if (!isObject(parsed) || !isString(accessToken) || accessToken === '') {
-      throw new WorkloadIdentityError('TOKEN_EXCHANGE', `${where} answered HTTP 200 without a JSON access_token`)
-    }
+    if (!isObject(parsed) || !isString(accessToken) || accessToken === '') throw noToken()
     const expiresAt = jwtExpiry(accessToken) ?? expiresInAt(own(parsed, 'expires_in'), startedAt)
     // Without a known expiry the token is used once and not cached.
     this.#cached = expiresAt === undefined ? undefined : { accessToken, refreshAt: expiresAt - refreshMarginMs }
