@@ -121,6 +121,7 @@ t.test('denials inside a well-formed review', async t => {
   const req = good['request'] as JsonObject
   const failing: ServiceAccountSource = { get: () => Promise.reject(new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', 'ServiceAccount default/test-sa-bare-bones could not be looked up: timeout after 2s')), ready: () => true }
   const crashing: ServiceAccountSource = { get: () => Promise.reject(new Error('boom secret')), ready: () => true }
+  const kubeError: ServiceAccountSource = { get: () => Promise.reject(new WebhookError('KUBE_API', 'GET …: HTTP 500')), ready: () => true }
   const rows: [name: string, request: JsonObject, source: ServiceAccountSource, code: number, message: RegExp][] = [
     ['no namespace', { ...req, namespace: undefined }, referenceSource, 400, /request.namespace must be set/],
     ['object not a Pod', { ...req, object: 'x' }, referenceSource, 400, /request.object must be a Pod object/],
@@ -129,6 +130,7 @@ t.test('denials inside a well-formed review', async t => {
     ['malformed Pod', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'test-sa-bare-bones', containers: 3 } } }, referenceSource, 400, /spec.containers must be a list/],
     ['ServiceAccount missing', { ...req, object: { kind: 'Pod', spec: { serviceAccountName: 'ghost', containers: [] } } }, referenceSource, 403, /ServiceAccount default\/ghost not found/],
     ['lookup failed', req, failing, 403, /could not be looked up: timeout after 2s/],
+    ['lookup failed with another code', req, kubeError, 403, /test-sa-bare-bones could not be looked up: GET …: HTTP 500$/],
     ['lookup crashed', req, crashing, 403, /ServiceAccount default\/test-sa-bare-bones could not be looked up: unexpected lookup error$/],
   ]
   for (const [name, request, source, code, message] of rows) {
