@@ -63,7 +63,7 @@ const httpStatus: Readonly<Record<ErrorCode, number>> = {
   KUBE_API: 502,
 }
 
-/** One error class for the whole project; `code` is what callers branch on. */
+/** The webhook's error class; `code` is what callers branch on. */
 export class WebhookError extends Error {
   readonly code: ErrorCode
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -87,3 +87,13 @@ export const errorCode = (e: unknown): string => String(isObject(e) ? own(e, 'co
 
 /** The message of an unknown error: an Error's own text (ours, or Node's, which quote no document), else its string. */
 export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** Runs `f`: a WebhookError it throws is returned instead; anything else (a bug) is thrown on. */
+export const returnWebhookError = <T>(f: () => T): T | WebhookError => {
+  try {
+    return f()
+  } catch (e) {
+    if (isWebhookError(e)) return e
+    throw e
+  }
+}

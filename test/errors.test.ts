@@ -1,5 +1,5 @@
 import t from 'tap'
-import { WebhookError, errorCode, errorMessage, isWebhookError, type ErrorCode } from '../lib/errors.js'
+import { WebhookError, errorCode, errorMessage, isWebhookError, returnWebhookError, type ErrorCode } from '../lib/errors.js'
 
 // Every code of the closed set with the HTTP status it must give; `satisfies` makes a code without a row a
 // compile error, so the table cannot fall behind the union.
@@ -49,4 +49,12 @@ t.test('the code and the message of an unknown error', async t => {
     t.equal(errorCode(error), code, `${name}: code`)
     t.equal(errorMessage(error), message, `${name}: message`)
   }
+})
+
+t.test('returnWebhookError: a WebhookError comes back as a value, anything else is thrown on', async t => {
+  t.equal(returnWebhookError(() => 7), 7, 'a result passes through')
+  const denial = new WebhookError('CONFLICT', 'taken')
+  t.equal(returnWebhookError(() => { throw denial }), denial, 'a WebhookError is returned')
+  const bug = new TypeError('a bug')
+  t.throws(() => returnWebhookError(() => { throw bug }), bug, 'a bug surfaces')
 })

@@ -4,7 +4,7 @@
  */
 import jsonpatch from 'fast-json-patch'
 import type { Operation } from 'fast-json-patch'
-import { WebhookError, isWebhookError } from '../errors.js'
+import { WebhookError, isWebhookError, returnWebhookError } from '../errors.js'
 import { isObject, isString, own, quote, type JsonObject } from '../json.js'
 import { podOptsOut, resolveIdentity, skippedContainers } from './identity-config.js'
 import { boundWarning, maxWarningLength, mutatePod } from './mutate-pod.js'
@@ -94,14 +94,8 @@ export const decidePod = (view: PodView, namespace: string, sa: ServiceAccount |
   if (identity.kind === 'invalid') return denied(identity.error)
   const warnings = identity.warnings.map(boundWarning)
   if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings: [...staleWarnings(sa), ...warnings] }
-  let result: ReturnType<typeof mutatePod>
-  try {
-    result = mutatePod(view.pod, identity.config, skippedContainers(view.annotations))
-  } catch (e) {
-    /* c8 ignore next -- mutatePod throws only WebhookErrors (BAD_POD, CONFLICT); anything else is a bug to surface */
-    if (!isWebhookError(e)) throw e
-    return denied(e, warnings)
-  }
+  const result = returnWebhookError(() => mutatePod(view.pod, identity.config, skippedContainers(view.annotations)))
+  if (isWebhookError(result)) return denied(result, warnings)
   warnings.unshift(...staleWarnings(sa))
   warnings.push(...result.warnings)
   if (!result.changed) {
