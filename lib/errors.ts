@@ -88,12 +88,19 @@ export const errorCode = (e: unknown): string => String(isObject(e) ? own(e, 'co
 /** The message of an unknown error: an Error's own text (ours, or Node's, which quote no document), else its string. */
 export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
+const webhookErrorOrThrow = (e: unknown): WebhookError => {
+  if (isWebhookError(e)) return e
+  throw e
+}
+
 /** Runs `f`: a WebhookError it throws is returned instead; anything else (a bug) is thrown on. */
 export const returnWebhookError = <T>(f: () => T): T | WebhookError => {
   try {
     return f()
   } catch (e) {
-    if (isWebhookError(e)) return e
-    throw e
+    return webhookErrorOrThrow(e)
   }
 }
+
+/** Like {@link returnWebhookError}, for a promise: a WebhookError rejection resolves to the error. */
+export const resolveWebhookError = <T>(p: Promise<T>): Promise<T | WebhookError> => p.catch(webhookErrorOrThrow)

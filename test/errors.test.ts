@@ -1,5 +1,5 @@
 import t from 'tap'
-import { WebhookError, errorCode, errorMessage, isWebhookError, returnWebhookError, type ErrorCode } from '../lib/errors.js'
+import { WebhookError, errorCode, errorMessage, isWebhookError, resolveWebhookError, returnWebhookError, type ErrorCode } from '../lib/errors.js'
 
 // Every code of the closed set with the HTTP status it must give; `satisfies` makes a code without a row a
 // compile error, so the table cannot fall behind the union.
@@ -57,4 +57,12 @@ t.test('returnWebhookError: a WebhookError comes back as a value, anything else 
   t.equal(returnWebhookError(() => { throw denial }), denial, 'a WebhookError is returned')
   const bug = new TypeError('a bug')
   t.throws(() => returnWebhookError(() => { throw bug }), bug, 'a bug surfaces')
+})
+
+t.test('resolveWebhookError: the same for a promise', async t => {
+  t.equal(await resolveWebhookError(Promise.resolve(7)), 7, 'a result passes through')
+  const denial = new WebhookError('USAGE', 'bad flag')
+  t.equal(await resolveWebhookError(Promise.reject(denial)), denial, 'a WebhookError is resolved to')
+  const bug = new TypeError('a bug')
+  await t.rejects(resolveWebhookError(Promise.reject(bug)), bug, 'a bug still rejects')
 })

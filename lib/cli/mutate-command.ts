@@ -2,7 +2,7 @@
  * `stackit-pod-identity-webhook mutate`: the admission logic on stdin/stdout, for fixtures and debugging.
  * All I/O goes through the {@link CommandIO} passed in.
  */
-import { WebhookError, isWebhookError } from '../errors.js'
+import { WebhookError, isWebhookError, resolveWebhookError } from '../errors.js'
 import { isObject, isString, own, parseJson, quote } from '../json.js'
 import { admit, parseReview } from '../admission/admission-review.js'
 import { reviewPod, viewPod } from '../admission/pod-decision.js'
@@ -64,51 +64,52 @@ const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
   for (const w of warnings) io.stderr(`warning: ${String(w)}\n`)
 }
 
-/** Runs `mutate` with its arguments (after the subcommand name); resolves to the exit code. */
-export const runMutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
-  try {
-    const { values: args, positionals } = parseFlags(argv, mutateFlags, 'stackit-pod-identity-webhook mutate')
-    if (args.help) {
-      io.stdout(mutateHelp)
-      return exitCodes.allowed
-    }
-    if (positionals.length > 0) {
-      const why = `unexpected argument ${quote(positionals[0])}; the input is read from stdin`
-      throw new WebhookError('USAGE', `mutate: ${why} (see --help)`)
-    }
-    const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
-    const source = new StaticServiceAccountSource(files)
-    const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
-    const kind = isObject(input) ? own(input, 'kind') : undefined
+/** `mutate` itself: resolves to the exit code of a decision; unusable input is thrown as a WebhookError. */
+const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
+  const { values: args, positionals } = parseFlags(argv, mutateFlags, 'stackit-pod-identity-webhook mutate')
+  if (args.help) {
+    io.stdout(mutateHelp)
+    return exitCodes.allowed
+  }
+  if (positionals.length > 0) {
+    const why = `unexpected argument ${quote(positionals[0])}; the input is read from stdin`
+    throw new WebhookError('USAGE', `mutate: ${why} (see --help)`)
+  }
+  const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
+  const source = new StaticServiceAccountSource(files)
+  const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
+  const kind = isObject(input) ? own(input, 'kind') : undefined
 
-    if (kind === 'AdmissionReview') {
-      const { response, decision } = await admit(parseReview(input), source)
-      printWarnings(io, decision.warnings)
-      printJson(io, JSON.parse(response))
-      if (decision.outcome !== 'denied') return exitCodes.allowed
+  if (kind === 'AdmissionReview') {
+    const { response, decision } = await admit(parseReview(input), source)
+    printWarnings(io, decision.warnings)
+    printJson(io, JSON.parse(response))
+    if (decision.outcome !== 'denied') return exitCodes.allowed
+    io.stderr(`denied: ${decision.error.message}\n`)
+    return exitCodes.denied
+  }
+  if (kind === 'Pod' && isObject(input)) {
+    const meta = own(input, 'metadata')
+    const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
+    const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.namespace
+    const decision = await reviewPod(viewPod(input), namespace, source)
+    printWarnings(io, decision.warnings)
+    if (decision.outcome === 'denied') {
+      // A Pod that is not Pod-shaped is unusable input, not a policy decision.
+      if (decision.error.code === 'BAD_POD') throw decision.error
       io.stderr(`denied: ${decision.error.message}\n`)
       return exitCodes.denied
     }
-    if (kind === 'Pod' && isObject(input)) {
-      const meta = own(input, 'metadata')
-      const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
-      const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.namespace
-      const decision = await reviewPod(viewPod(input), namespace, source)
-      printWarnings(io, decision.warnings)
-      if (decision.outcome === 'denied') {
-        // A Pod that is not Pod-shaped is unusable input, not a policy decision.
-        if (decision.error.code === 'BAD_POD') throw decision.error
-        io.stderr(`denied: ${decision.error.message}\n`)
-        return exitCodes.denied
-      }
-      printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
-      return exitCodes.allowed
-    }
-    throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${quote(kind)}`)
-  } catch (e) {
-    /* c8 ignore next -- a non-WebhookError here is a bug; let it crash loudly with its stack */
-    if (!isWebhookError(e)) throw e
-    io.stderr(`error: ${e.message}\n`)
-    return exitCodes.usage
+    printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
+    return exitCodes.allowed
   }
+  throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${quote(kind)}`)
+}
+
+/** Runs `mutate` with its arguments (after the subcommand name); resolves to the exit code. */
+export const runMutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
+  const code = await resolveWebhookError(mutate(argv, io))
+  if (!isWebhookError(code)) return code
+  io.stderr(`error: ${code.message}\n`)
+  return exitCodes.usage
 }

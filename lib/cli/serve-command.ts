@@ -2,11 +2,11 @@
  * `stackit-pod-identity-webhook serve`: parses the flags, starts the webhook (lib/server/webhook.ts) and drains it
  * on SIGTERM/SIGINT.
  */
-import { isWebhookError } from '../errors.js'
+import { isWebhookError, resolveWebhookError, returnWebhookError } from '../errors.js'
 import { createLogger } from '../log.js'
 import type { Env } from '../env.js'
-import { startWebhook, type Webhook } from '../server/webhook.js'
-import { parseServeArgs, serveHelp, type ServeConfig } from './serve-config.js'
+import { startWebhook } from '../server/webhook.js'
+import { parseServeArgs, serveHelp } from './serve-config.js'
 
 /** The process edges `serve` uses; the binary passes the real ones. */
 export interface ServeIO {
@@ -22,28 +22,20 @@ const serveExitCodes = { stopped: 0, failed: 1, usage: 2 } as const
 
 /** Runs `serve` until a signal; resolves to the exit code. */
 export const runServe = async (argv: readonly string[], io: ServeIO): Promise<number> => {
-  let config: ServeConfig
-  try {
-    const parsed = parseServeArgs(argv)
-    if (parsed.help) {
-      io.stdout(serveHelp)
-      return serveExitCodes.stopped
-    }
-    config = parsed.config
-  } catch (e) {
-    /* c8 ignore next -- parseServeArgs throws WebhookErrors only */
-    if (!isWebhookError(e)) throw e
-    io.stderr(`error: ${e.message}\n`)
+  const parsed = returnWebhookError(() => parseServeArgs(argv))
+  if (isWebhookError(parsed)) {
+    io.stderr(`error: ${parsed.message}\n`)
     return serveExitCodes.usage
   }
+  if (parsed.help) {
+    io.stdout(serveHelp)
+    return serveExitCodes.stopped
+  }
+  const { config } = parsed
   const logger = createLogger({ level: config.logLevel, write: line => io.stderr(line) })
-  let webhook: Webhook
-  try {
-    webhook = await startWebhook(config, io.env, logger)
-  } catch (e) {
-    /* c8 ignore next -- start-up failures are WebhookErrors; anything else is a bug and must surface */
-    if (!isWebhookError(e)) throw e
-    logger.error('cannot start', { code: e.code, reason: e.message })
+  const webhook = await resolveWebhookError(startWebhook(config, io.env, logger))
+  if (isWebhookError(webhook)) {
+    logger.error('cannot start', { code: webhook.code, reason: webhook.message })
     return serveExitCodes.failed
   }
   return new Promise<number>(resolve => {
