@@ -67,10 +67,23 @@ const parseIntegerIn = (v: string, min: number, max: number): number | undefined
   return n >= min && n <= max ? n : undefined
 }
 
-/** Rule text and parser for the token expiration, shared by the ServiceAccount and the Pod override. */
-const expirationRule = `must be a whole number of seconds from ${tokenExpirationBounds.min} to ${tokenExpirationBounds.max} (Kubernetes' limits for a projected token)`
-const parseExpiration = (v: string): number | undefined =>
-  parseIntegerIn(v, tokenExpirationBounds.min, tokenExpirationBounds.max)
+/** A rule: the reason a value breaks it, or undefined when the value keeps it. */
+type Rule = (v: string) => string | undefined
+const rule = (keeps: (v: string) => boolean, why: string): Rule => v => (keeps(v) ? undefined : why)
+
+const { min, max } = tokenExpirationBounds
+/** The token expiration, on the ServiceAccount and as the Pod's override. */
+const expirationRule = rule(v => parseIntegerIn(v, min, max) !== undefined,
+  `must be a whole number of seconds from ${min} to ${max} (Kubernetes' limits for a projected token)`)
+const emailRule = rule(isPlainEmail, 'must be a plain e-mail address (no display name, no spaces)')
+const audienceRule = rule(v => v.trim() !== '' && v.trim() === v,
+  `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
+const idpExpirationRule = rule(v => parseIntegerIn(v, 1, Number.MAX_SAFE_INTEGER) !== undefined,
+  'must be a positive whole number of seconds')
+// Where this differs from the other endpoints on purpose: never http, and no surrounding spaces, because the value
+// is injected as it is written, and anyone who may edit a ServiceAccount writes it.
+const endpointRule = rule(v => v.trim() === v && endpointUrl(v, false) instanceof URL,
+  'must be an absolute https:// URL without credentials')
 
 /**
  * Why a federated-token-file value is unusable, or undefined when it is fine. Its directory becomes a volumeMount
@@ -117,16 +130,16 @@ export const resolveIdentity = (
   const owner = saRef(sa)
   const problems: string[] = []
   const warnings: string[] = []
-  const bad = (who: string, key: string, value: string, rule: string, kind = 'annotation'): undefined => {
-    problems.push(`${who} ${kind} ${key}=${quote(value)} ${rule}`)
-    return undefined
-  }
-  /** An annotation's value: undefined when absent or empty (with a warning) or holding a control character. */
-  const read = (map: ReadonlyMap<string, string>, who: string, key: string): string | undefined => {
+  const bad = (who: string, key: string, value: string, why: string, kind = 'annotation'): void =>
+    void problems.push(`${who} ${kind} ${key}=${quote(value)} ${why}`)
+  /** An annotation's value when present and keeping its rule; undefined when absent, empty (warned) or broken. */
+  const valid = (map: ReadonlyMap<string, string>, who: string, key: string, keeps: Rule): string | undefined => {
     const v = map.get(key)
-    if (v === '') warnings.push(emptyWarning(who, 'annotation', key))
-    else if (v !== undefined && controlCharacter.test(v)) bad(who, key, v, noControlRule)
-    else return v
+    if (v === undefined) return undefined
+    if (v === '') return void warnings.push(emptyWarning(who, 'annotation', key))
+    const why = controlCharacter.test(v) ? noControlRule : keeps(v)
+    if (why === undefined) return v
+    bad(who, key, v, why)
     return undefined
   }
 
@@ -154,79 +167,33 @@ export const resolveIdentity = (
     warnings.push(emptyWarning(owner, 'annotation', keys.email))
     return leftAlone('ServiceAccount has an empty service-account-email annotation')
   }
-  const skip = a.get(keys.skip)
-  if (skip === '') warnings.push(emptyWarning(owner, 'annotation', keys.skip))
-  else if (skip !== undefined) {
-    const b = parseBoolean(skip)
-    if (b === undefined) bad(owner, keys.skip, skip, 'must be "true" or "false"')
-    else if (b) return leftAlone('ServiceAccount opted out')
-  }
-  const email = read(a, owner, keys.email)
-  if (email !== undefined && !isPlainEmail(email)) {
-    bad(owner, keys.email, email, 'must be a plain e-mail address (no display name, no spaces)')
-  }
-
-  const audienceValue = read(a, owner, keys.audience)
-  const audience = audienceValue === undefined ? defaults.audience
-    : audienceValue.trim() !== '' && audienceValue.trim() === audienceValue ? audienceValue
-      : bad(owner, keys.audience, audienceValue, `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
-
-  const saExpirationValue = read(a, owner, keys.tokenExpiration)
-  const saExpiration = saExpirationValue === undefined ? defaults.tokenExpirationSeconds
-    : parseExpiration(saExpirationValue) ?? bad(owner, keys.tokenExpiration, saExpirationValue, expirationRule)
-  const podExpirationValue = read(podAnnotations, 'Pod', keys.tokenExpiration)
-  const expiration = podExpirationValue === undefined ? saExpiration
-    : parseExpiration(podExpirationValue) ?? bad('Pod', keys.tokenExpiration, podExpirationValue, expirationRule)
-
+  const skip = valid(a, owner, keys.skip, rule(v => parseBoolean(v) !== undefined, 'must be "true" or "false"'))
+  if (skip !== undefined && parseBoolean(skip) === true) return leftAlone('ServiceAccount opted out')
+  const email = valid(a, owner, keys.email, emailRule)
+  const audience = valid(a, owner, keys.audience, audienceRule) ?? defaults.audience
+  const saExpiration = valid(a, owner, keys.tokenExpiration, expirationRule) ?? defaults.tokenExpirationSeconds
+  const expiration = Number(valid(podAnnotations, 'Pod', keys.tokenExpiration, expirationRule) ?? saExpiration)
   const env: EnvVar[] = []
-  const idpExpirationValue = read(a, owner, keys.idpTokenExpiration)
-  if (idpExpirationValue !== undefined) {
-    const n = parseIntegerIn(idpExpirationValue, 1, Number.MAX_SAFE_INTEGER)
-    if (n === undefined) bad(owner, keys.idpTokenExpiration, idpExpirationValue, 'must be a positive whole number of seconds')
-    else env.push({ name: envNames.idpTokenExpiration, value: String(n) })
-  }
-  const endpoint = read(a, owner, keys.idpTokenEndpoint)
-  if (endpoint !== undefined) {
-    // Where this differs from the other endpoints on purpose: never http, and no surrounding spaces, because the
-    // value is injected as it is written, and anyone who may edit a ServiceAccount writes it.
-    const url = endpoint.trim() === endpoint ? endpointUrl(endpoint, false) : 'not a URL'
-    if (!(url instanceof URL)) bad(owner, keys.idpTokenEndpoint, endpoint, 'must be an absolute https:// URL without credentials')
-    else env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
-  }
-  let mountPath: string = defaults.mountPath
-  let tokenPath: string = defaults.tokenPath
-  const tokenFile = read(a, owner, keys.federatedTokenFile)
-  if (tokenFile !== undefined) {
-    const problem = tokenFileProblem(tokenFile)
-    if (problem !== undefined) bad(owner, keys.federatedTokenFile, tokenFile, problem)
-    else {
-      mountPath = path.posix.dirname(tokenFile)
-      tokenPath = path.posix.basename(tokenFile)
-      env.push({ name: envNames.federatedTokenFile, value: tokenFile })
-    }
-  }
+  const idpExpiration = valid(a, owner, keys.idpTokenExpiration, idpExpirationRule)
+  if (idpExpiration !== undefined) env.push({ name: envNames.idpTokenExpiration, value: String(Number(idpExpiration)) })
+  const endpoint = valid(a, owner, keys.idpTokenEndpoint, endpointRule)
+  if (endpoint !== undefined) env.push({ name: envNames.idpTokenEndpoint, value: endpoint })
+  const tokenFile = valid(a, owner, keys.federatedTokenFile, tokenFileProblem)
+  if (tokenFile !== undefined) env.push({ name: envNames.federatedTokenFile, value: tokenFile })
   if (podAnnotations.get(keys.skipContainers) === '') {
     warnings.push(emptyWarning('Pod', 'annotation', keys.skipContainers))
   }
   // An identity applies, so a skip value that is neither true nor false may mean "leave me alone": do not guess.
   for (const [kind, v] of malformedPodSkip) bad('Pod', keys.skip, v, 'must be "true" or "false"', kind)
 
-  if (problems.length > 0 || email === undefined || audience === undefined || expiration === undefined) {
+  if (problems.length > 0 || email === undefined) {
     const fix = `Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`
     return { kind: 'invalid', error: new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. ${fix}`), warnings }
   }
-  return {
-    kind: 'inject',
-    config: {
-      email,
-      audience,
-      expirationSeconds: expiration,
-      mountPath,
-      tokenPath,
-      env: [{ name: envNames.email, value: email }, ...env],
-    },
-    warnings,
-  }
+  const mountPath = tokenFile === undefined ? defaults.mountPath : path.posix.dirname(tokenFile)
+  const tokenPath = tokenFile === undefined ? defaults.tokenPath : path.posix.basename(tokenFile)
+  env.unshift({ name: envNames.email, value: email })
+  return { kind: 'inject', config: { email, audience, expirationSeconds: expiration, mountPath, tokenPath, env }, warnings }
 }
 
 /**
