@@ -14,7 +14,7 @@ export const isString = (v: unknown): v is string => typeof v === 'string'
 
 /** Reads an own property; never walks the prototype chain (so `__proto__` or `constructor` are plain keys). */
 export const own = (o: JsonObject, key: string): unknown =>
-  Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined
+  Object.hasOwn(o, key) ? o[key] : undefined
 
 /**
  * Parses JSON text; on failure throws `onError()` instead of the parser's own error, whose message quotes the

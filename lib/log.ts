@@ -43,7 +43,7 @@ export const createLogger = (options: {
       if (v === undefined) continue
       line[k] = typeof v === 'string' && v.length > maxFieldLength ? `${v.slice(0, maxFieldLength)}…` : v
     }
-    options.write(JSON.stringify(line) + '\n')
+    options.write(`${JSON.stringify(line)}\n`)
   }
   return {
     debug: (m, f) => emit('debug', m, f),

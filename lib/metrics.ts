@@ -144,6 +144,6 @@ export class Registry {
     for (const [name, m] of this.#series) {
       out.push(`# HELP ${name} ${m.help}`, `# TYPE ${name} ${m.type}`, ...m.series.render(name))
     }
-    return out.join('\n') + '\n'
+    return `${out.join('\n')}\n`
   }
 }

@@ -27,7 +27,7 @@ t.test('long values are cut', async t => {
   const lines: string[] = []
   createLogger({ level: 'info', write: l => lines.push(l) }).info('m', { pod: 'p'.repeat(1000) })
   const line = JSON.parse(lines[0] as string) as { pod: string; time: string }
-  t.equal(line.pod, 'p'.repeat(256) + '…')
+  t.equal(line.pod, `${'p'.repeat(256)}…`)
   t.ok(!Number.isNaN(Date.parse(line.time)), 'default clock')
 })
 

@@ -57,7 +57,7 @@ const printJson = (io: CommandIO, doc: unknown): void => {
   } catch {
     throw new WebhookError('BAD_INPUT_FILE', 'standard input is nested too deeply to be printed back')
   }
-  io.stdout(text + '\n')
+  io.stdout(`${text}\n`)
 }
 
 const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {

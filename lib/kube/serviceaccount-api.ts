@@ -3,6 +3,7 @@
  * negotiation: the server sends PartialObjectMetadata, so the secrets lists never cross the wire. When a server
  * refuses that representation (406/415) or ignores it (answers the full kind), plain JSON is used from then on.
  */
+import { bodyExcerpt } from '../http-excerpt.js'
 import { isObject, isString, own, quote } from '../json.js'
 import { KubeApiError, apiStatusOf } from './kube-client.js'
 import type { KubeClient, WatchEnd } from './kube-client.js'
@@ -151,7 +152,7 @@ export class ServiceAccountApi implements ServiceAccountRequests {
     if (type === 'ERROR') {
       const code = isObject(object) ? own(object, 'code') : undefined
       const message = isObject(object) ? own(object, 'message') : undefined
-      throw new KubeApiError(`WATCH ${path}: ERROR event ${String(code)}: ${isString(message) ? message.slice(0, 200) : ''}`, typeof code === 'number' ? code : undefined)
+      throw new KubeApiError(`WATCH ${path}: ERROR event ${String(code)}: ${isString(message) ? bodyExcerpt(message) : ''}`, typeof code === 'number' ? code : undefined)
     }
     const meta = isObject(object) ? own(object, 'metadata') : undefined
     const rv = isObject(meta) ? own(meta, 'resourceVersion') : undefined

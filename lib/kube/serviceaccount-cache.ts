@@ -240,7 +240,7 @@ export class ServiceAccountCache implements ServiceAccountSource {
   #rememberNotFound(key: string): void {
     // Only briefly: the ServiceAccount may be created right after, and the watch may not have delivered it yet.
     this.#notFound.delete(key)
-    if (this.#notFound.size >= this.#maxNotFound) this.#notFound.delete(this.#notFound.keys().next().value!)
+    if (this.#notFound.size >= this.#maxNotFound) this.#notFound.delete(this.#notFound.keys().next().value as string)
     this.#notFound.set(key, this.#epochMs())
   }
 

@@ -61,7 +61,7 @@ export class ServiceAccountStore {
     if (entry === unannotated) return { namespace, name, annotations: emptyAnnotations }
     if (typeof entry === 'string') return { namespace, name, annotations: new Map([[keys.email, entry]]) }
     const annotations = new Map<string, string>()
-    for (let i = 0; i < entry.length; i += 2) annotations.set(entry[i]!, entry[i + 1]!)
+    for (let i = 0; i < entry.length; i += 2) annotations.set(entry[i] as string, entry[i + 1] as string)
     return { namespace, name, annotations }
   }
 }

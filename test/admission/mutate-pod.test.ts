@@ -190,7 +190,7 @@ t.test('conflicts and reuse', async t => {
     if (expect.changed !== undefined) t.equal(r.changed, expect.changed, `${name}: changed`)
     if (expect.changed === false) t.equal(r.pod, input, `${name}: same object back`)
     t.equal(r.warnings.length, expect.warnings?.length ?? 0, `${name}: warning count`)
-    expect.warnings?.forEach((w, i) => t.match(r.warnings[i], w, `${name}: warning`))
+    for (const [i, w] of (expect.warnings ?? []).entries()) t.match(r.warnings[i], w, `${name}: warning`)
     if (expect.volumes) t.same(at(r.pod, 'spec', 'volumes'), expect.volumes, `${name}: volumes`)
     if (expect.env) t.same(at(r.pod, 'spec', 'containers', 0, 'env'), expect.env, `${name}: env`)
     if (expect.mounts) t.same(at(r.pod, 'spec', 'containers', 0, 'volumeMounts'), expect.mounts, `${name}: mounts`)

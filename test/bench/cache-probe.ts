@@ -132,4 +132,4 @@ const runFloor = async (): Promise<CacheProbeResult> => {
   return { held, syncMs, ...perServiceAccount(before, after, held), lookupNs }
 }
 
-process.stdout.write(JSON.stringify(await (mode === 'cache' ? runCache() : runFloor())) + '\n')
+process.stdout.write(`${JSON.stringify(await (mode === 'cache' ? runCache() : runFloor()))}\n`)

@@ -61,7 +61,7 @@ const health = http.createServer((_req, res) => void res.writeHead(200, { 'Conte
 const listen = (s: http.Server): Promise<number> =>
   new Promise(resolve => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)))
 const [admissionPort, healthPort] = await Promise.all([listen(server), listen(health)])
-process.stderr.write(JSON.stringify({ msg: 'listening', admissionPort, healthPort, metricsPort: healthPort, mode }) + '\n')
+process.stderr.write(`${JSON.stringify({ msg: 'listening', admissionPort, healthPort, metricsPort: healthPort, mode })}\n`)
 process.on('SIGTERM', () => {
   for (const s of [server, health]) s.closeAllConnections()
   process.exit(done >= 0 ? 0 : 1)

@@ -54,7 +54,7 @@ const instance = autocannon(
       max: sorted.at(-1) ?? NaN,
       failures: failures + result.errors + result.timeouts,
     }
-    process.stdout.write(JSON.stringify(out) + '\n')
+    process.stdout.write(`${JSON.stringify(out)}\n`)
   },
 )
 instance.on('response', (_client, statusCode, _bytes, ms) => {

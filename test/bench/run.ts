@@ -432,7 +432,7 @@ const main = async (): Promise<void> => {
       '',
     ].join('\n')
     process.stdout.write(md)
-    if (jsonFile) await writeFile(jsonFile, JSON.stringify(report, null, 2) + '\n')
+    if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

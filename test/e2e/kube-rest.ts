@@ -63,7 +63,7 @@ export const objectPath = (object: JsonObject, options: { readonly withName: boo
   const apiVersion = own(object, 'apiVersion')
   const kind = own(object, 'kind')
   if (!isString(apiVersion) || !isString(kind)) throw new Error('object without apiVersion or kind')
-  const entry = Object.prototype.hasOwnProperty.call(kinds, kind) ? kinds[kind] : undefined
+  const entry = Object.hasOwn(kinds, kind) ? kinds[kind] : undefined
   if (entry === undefined) throw new Error(`kind ${kind} is not in the e2e REST table; add it to test/e2e/kube-rest.ts`)
   const metadata = own(object, 'metadata')
   const meta = isObject(metadata) ? metadata : {}

@@ -117,7 +117,7 @@ const issue = async (
   try {
     const config = join(work, 'openssl.cnf')
     await writeFile(join(work, 'index.txt'), '')
-    await writeFile(join(work, 'serial'), serialHex(options.serial) + '\n')
+    await writeFile(join(work, 'serial'), `${serialHex(options.serial)}\n`)
     await writeFile(
       config,
       [

@@ -249,7 +249,7 @@ export class FakeApiServer {
       w.res.write(event.slice(0, event.length >> 1), () => w.res.destroy())
       return
     }
-    w.res.write(event + '\n')
+    w.res.write(`${event}\n`)
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -328,7 +328,7 @@ export class FakeApiServer {
     if (fault === 'close') return void res.end()
     if (fault === 'silent') return void res.flushHeaders()
     if (from < this.#historyFrom) {
-      res.end(JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) }) + '\n')
+      res.end(`${JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) })}\n`)
       return
     }
     res.flushHeaders()

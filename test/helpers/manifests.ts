@@ -106,7 +106,7 @@ export const selects = (selector: unknown, labels: Readonly<Record<string, strin
   for (const e of arr(selector, 'matchExpressions')) {
     const key = str(e, 'key') ?? ''
     const values = arr(e, 'values')
-    const has = Object.prototype.hasOwnProperty.call(labels, key)
+    const has = Object.hasOwn(labels, key)
     const ok = {
       In: has && values.includes(labels[key]),
       NotIn: !has || !values.includes(labels[key]),

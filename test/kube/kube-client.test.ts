@@ -185,7 +185,7 @@ const hostile: [name: string, handler: http.RequestListener, call: (c: KubeClien
   ['refused connection', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') } }).getJson('/x', { accept }), /^GET \/x: connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ['watch to a refused port', (_q, s) => s.end(), () => new KubeClient({ connection: { server: new URL('http://127.0.0.1:1') } }).watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ['watch answer cut inside an error body', (_q, s) => s.writeHead(500, { 'Content-Length': '100' }).write('{', () => s.destroy()), c => c.watch('/w', { accept, onEvent: () => {} }), /^WATCH \/w: HTTP 500$/],
-  ['watch event over the line limit', (_q, s) => s.end('{"type":"' + 'x'.repeat(3000)), c => c.watch('/w', { accept, onEvent: () => {} }), /a line exceeds 1024 bytes/],
+  ['watch event over the line limit', (_q, s) => s.end(`{"type":"${'x'.repeat(3000)}`), c => c.watch('/w', { accept, onEvent: () => {} }), /a line exceeds 1024 bytes/],
   ['watch event that is not JSON', (_q, s) => s.end('{"type":\n'), c => c.watch('/w', { accept, onEvent: () => {} }), /an event is not JSON/],
   ['watch stream ending inside an event', (_q, s) => s.end('{"type":"ADDED"'), c => c.watch('/w', { accept, onEvent: () => {} }), /the stream ended inside an event/],
   ['watch handler that throws', (_q, s) => s.end('{}\n'), c => c.watch('/w', { accept, onEvent: () => { throw new Error('x') } }), /event handler failed/],

@@ -62,7 +62,7 @@ const badEvents: [line: string, status: number | undefined, message: RegExp][] =
 ]
 for (const [line, status, message] of badEvents) {
   t.test(`WATCH event ${line} → rejected`, async t => {
-    const api = await apiAnswering(t, line + '\n')
+    const api = await apiAnswering(t, `${line}\n`)
     let opened = 0
     const request = { resourceVersion: '1', timeoutSeconds: 1, deadlineMs: 60_000, signal }
     const handlers = { onChange: () => {}, onResourceVersion: () => {}, onOpen: () => opened++ }

@@ -327,7 +327,7 @@ for (const [name, change, prove] of afterStall) {
 interface StaleCase {
   readonly options?: Partial<ServiceAccountCacheOptions>
   /** Runs once the watch is broken; the copy was last confirmed at clock 0 (its LIST). */
-  readonly prepare: (s: Setup) => void | Promise<unknown>
+  readonly prepare: (s: Setup) => unknown
   readonly lookup?: string
   /** The copy's age in the answer, or undefined: the lookup is denied. */
   readonly staleMs: number | undefined
@@ -580,7 +580,7 @@ t.test('an API handed in needs no server: lookups share one GET, a failed one is
   const cache = new ServiceAccountCache({ api, mode: 'off' })
   t.ok(cache.ready(), 'off mode is ready at once')
   const both = Promise.all([cache.get('team-a', 'app'), cache.get('team-a', 'app')])
-  answers.forEach(answer => answer({ namespace: 'team-a', name: 'app', annotations: new Map() }))
+  for (const answer of answers) answer({ namespace: 'team-a', name: 'app', annotations: new Map() })
   t.same((await both).map(sa => sa?.name), ['app', 'app'])
   t.equal(gets, 1, 'concurrent lookups of one name share one GET')
   fail = true

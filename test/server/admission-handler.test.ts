@@ -162,7 +162,7 @@ t.test('an over-limit body is not read to the end: 413 comes while the client st
 t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted, the server keeps working', async t => {
   const s = await serverWith(t, {}, quick)
   const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
-  const deepObject = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
+  const deepObject = (n: number): string => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`
   let seed = 7
   const garbage = Buffer.from(Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256))
   type Row = [name: string, body: string | Buffer, status: number, allowed?: boolean]
@@ -285,7 +285,7 @@ t.test('2,000 reviews at concurrency 64 over keep-alive: every answer correct, n
 
 t.test('slow-loris: a client trickling its headers is cut off by the header timeout', async t => {
   const { port } = await serverWith(t, {}, quick)
-  const header = 'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: ' + 'x'.repeat(200)
+  const header = `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: ${'x'.repeat(200)}`
   const result = await new Promise<{ sent: number; reply: string }>((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
       let sent = 0
@@ -318,7 +318,7 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
 })
 
 /** True when a raw reply holds a 200 with an allowed review. */
-const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[^]*"allowed":true/.test(reply)
+const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[\s\S]*"allowed":true/.test(reply)
 
 t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
   // A frozen clock: the held body never looks stalled, so it keeps its bytes however slow the machine is.
@@ -432,7 +432,7 @@ t.test('a stalled body that wants more room is refused itself; a younger body ke
   clock.now = 2000
   old.socket.write(chunk(' '))
   await old.closed
-  const refused = /^HTTP\/1\.1 503 [^]*\r\n\r\ntoo many request bytes in flight; retry shortly\n$/
+  const refused = /^HTTP\/1\.1 503 [\s\S]*\r\n\r\ntoo many request bytes in flight; retry shortly\n$/
   t.match(old.reply(), refused, 'the old one is refused')
   t.equal(young.reply(), '', 'the young one is still being read')
   young.socket.write(padded.slice(5000))

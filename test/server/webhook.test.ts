@@ -122,7 +122,7 @@ t.test('bodies that declare 4 MiB or come chunked and then stall do not turn a r
   const p = await startInProcess([...certFlags(cert), '--service-account', saFile])
   // Four times the default --max-request-bytes fill the default 16 MiB in flight if declared lengths are counted.
   const stalled = await Promise.all(Array.from({ length: 5 }, () => connectRaw(p.ports.admission, caPem)))
-  stalled.forEach((c, i) => c.socket.write(i < 4 ? `${postHead(4 * 1024 * 1024)}{` : postHead() + chunk('{')))
+  for (const [i, c] of stalled.entries()) c.socket.write(i < 4 ? `${postHead(4 * 1024 * 1024)}{` : postHead() + chunk('{'))
   const metrics = async (): Promise<string> =>
     (await request({ port: p.ports.metrics, path: '/metrics', method: 'GET', plain: true })).body
   t.ok(await until(async () => (await metrics()).includes('in_flight_requests 5')), 'all five are being read')
