@@ -17,19 +17,53 @@ const repo = fileURLToPath(new URL('../../', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'stackit-pod-identity-webhook-demo-'))
 const cleanup = (): void => rmSync(dir, { recursive: true, force: true })
 try {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'tls.key'),
+      '-out',
+      join(dir, 'tls.crt'),
+    ],
+    { stdio: 'ignore' },
+  )
   /* c8 ignore start -- only on a machine without openssl, where the test suite's own certificates fail too */
 } catch {
   cleanup()
-  process.stderr.write('npm start needs the openssl command to make a throw-away certificate; install openssl and retry\n')
+  process.stderr.write(
+    'npm start needs the openssl command to make a throw-away certificate; install openssl and retry\n',
+  )
   process.exit(1)
 }
 /* c8 ignore stop */
 const fixture = join(repo, 'test', 'fixtures')
-const { config } = parseServeArgs(['--bind-address', '127.0.0.1', '--port', '0', '--health-port', '0', '--metrics-port', '0',
-  '--cert-dir', dir, '--service-account', join(fixture, 'serviceaccounts.json')])
+const { config } = parseServeArgs([
+  '--bind-address',
+  '127.0.0.1',
+  '--port',
+  '0',
+  '--health-port',
+  '0',
+  '--metrics-port',
+  '0',
+  '--cert-dir',
+  dir,
+  '--service-account',
+  join(fixture, 'serviceaccounts.json'),
+])
 const logger = createLogger({ level: 'info', write: line => void process.stderr.write(line) })
 const webhook = await startWebhook(config, process.env, logger)
 const decode = `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).response;console.log(JSON.stringify({allowed:r.allowed,warnings:r.warnings,patch:r.patch&&JSON.parse(Buffer.from(r.patch,"base64"))},null,2))})'`

@@ -22,7 +22,9 @@ const looksLikeJwt = (run: string): boolean => {
  * control characters and runs of whitespace collapsed to one space, at most {@link maxExcerptLength} characters.
  */
 export const bodyExcerpt = (body: string): string => {
-  const flat = body.replace(tokenRun, run => (looksLikeJwt(run) ? '[redacted]' : run)).replace(/[\s\p{Cc}]+/gu, ' ')
+  const flat = body
+    .replace(tokenRun, run => (looksLikeJwt(run) ? '[redacted]' : run))
+    .replace(/[\s\p{Cc}]+/gu, ' ')
     .trim()
   return flat.length > maxExcerptLength ? `${flat.slice(0, maxExcerptLength)}…` : flat
 }

@@ -6,15 +6,13 @@
 export type JsonObject = { [key: string]: unknown }
 
 /** True for a plain JSON object. */
-export const isObject = (v: unknown): v is JsonObject =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
+export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** True for a string. */
 export const isString = (v: unknown): v is string => typeof v === 'string'
 
 /** Reads an own property; never walks the prototype chain (so `__proto__` or `constructor` are plain keys). */
-export const own = (o: JsonObject, key: string): unknown =>
-  Object.hasOwn(o, key) ? o[key] : undefined
+export const own = (o: JsonObject, key: string): unknown => (Object.hasOwn(o, key) ? o[key] : undefined)
 
 /**
  * Parses JSON text; on failure throws `onError()` instead of the parser's own error, whose message quotes the
@@ -39,8 +37,14 @@ const maxQuoted = 80
 export const quote = (v: unknown, max = maxQuoted): string => {
   if (!isString(v)) {
     if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-    return v === null || v === undefined ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v === 'object' ? 'JSON object' : typeof v}`
+    return v === null || v === undefined
+      ? 'null'
+      : Array.isArray(v)
+        ? 'an array'
+        : `a ${typeof v === 'object' ? 'JSON object' : typeof v}`
   }
-  return JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v)
-    .replace(/[\u007f-\u009f]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v).replace(
+    /[\u007f-\u009f]/g,
+    c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
 }

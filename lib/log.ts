@@ -67,7 +67,10 @@ export interface BatchedWriter {
  * Batches the writes of one event-loop turn into one call of `write`: under load a server then makes one system
  * call per turn instead of one per log line (synchronous pipe writes cost about an eighth of a review).
  */
-export const batchedWriter = (write: (text: string) => void, schedule: (fn: () => void) => void = setImmediate): BatchedWriter => {
+export const batchedWriter = (
+  write: (text: string) => void,
+  schedule: (fn: () => void) => void = setImmediate,
+): BatchedWriter => {
   let pending: string[] = []
   let scheduled = false
   const flush = (): void => {

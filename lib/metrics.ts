@@ -78,7 +78,10 @@ export class Gauge implements Series {
 export class Histogram implements Series {
   readonly #bounds: readonly number[]
   // Buckets are kept cumulative (each counts observations ≤ its bound), as the exposition format wants them.
-  readonly #values = new Map<string, { labels: Labels; buckets: { le: number; count: number }[]; sum: number; count: number }>()
+  readonly #values = new Map<
+    string,
+    { labels: Labels; buckets: { le: number; count: number }[]; sum: number; count: number }
+  >()
   constructor(bounds: readonly number[]) {
     this.#bounds = [...bounds].sort((a, b) => a - b)
   }
@@ -111,7 +114,9 @@ export class Histogram implements Series {
 }
 
 /** Default buckets for request durations in seconds (sub-millisecond to the API server's 10 s default). */
-const durationBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const durationBuckets: readonly number[] = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]
 
 /** Common prefix of every metric name. */
 const metricPrefix = 'stackit_pod_identity_webhook_'

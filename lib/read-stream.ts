@@ -34,7 +34,11 @@ const noBounds: ReadBounds = {}
  * rejects with `failureCode`. At most one timer per read, cleared when the read ends.
  */
 export const readStream = (
-  stream: Readable, limit: number, what: string, failureCode: ErrorCode, bounds = noBounds,
+  stream: Readable,
+  limit: number,
+  what: string,
+  failureCode: ErrorCode,
+  bounds = noBounds,
 ): Promise<string> =>
   new Promise((resolve, reject) => {
     const { count, timeoutMs, onStart } = bounds

@@ -10,7 +10,10 @@ import { reviewWithContainers, typicalReviewText } from './bench/workloads.js'
 const decodedPatch = (responseText: string): Array<{ op: string; path: string }> => {
   const review = JSON.parse(responseText) as { response: { allowed: boolean; patch: string } }
   t.equal(review.response.allowed, true)
-  return JSON.parse(Buffer.from(review.response.patch, 'base64').toString('utf8')) as Array<{ op: string; path: string }>
+  return JSON.parse(Buffer.from(review.response.patch, 'base64').toString('utf8')) as Array<{
+    op: string
+    path: string
+  }>
 }
 
 const reviews: ReadonlyArray<readonly [name: string, text: string, containers: number]> = [
@@ -31,10 +34,16 @@ for (const [name, text, containers] of reviews) {
 
 t.test('measureMutationCost with tiny batches → four rows with positive times for real reviews', async t => {
   const rows = measureMutationCost({ batchMs: 0.1, rounds: 1 })
-  t.same(rows.map(r => r.pod), ['typical (2 containers + 1 init)', '1 container', '10 containers', '100 containers'])
+  t.same(
+    rows.map(r => r.pod),
+    ['typical (2 containers + 1 init)', '1 container', '10 containers', '100 containers'],
+  )
   for (const r of rows) {
     t.ok(r.floorUs > 0 && r.webhookUs > 0, `${r.pod}: positive times`)
     t.ok(r.reviewBytes > 1000, `${r.pod}: a real review`)
   }
-  t.ok(rows[3]!.reviewBytes > rows[2]!.reviewBytes && rows[2]!.reviewBytes > rows[1]!.reviewBytes, 'review size grows with containers')
+  t.ok(
+    rows[3]!.reviewBytes > rows[2]!.reviewBytes && rows[2]!.reviewBytes > rows[1]!.reviewBytes,
+    'review size grows with containers',
+  )
 })

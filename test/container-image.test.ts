@@ -37,7 +37,9 @@ const parseDockerfile = (text: string): Instruction[] => {
 }
 
 /** The stages: name (or index) → the instructions after its FROM. */
-const stagesOf = (instructions: readonly Instruction[]): Array<{ name: string; image: string; body: Instruction[] }> => {
+const stagesOf = (
+  instructions: readonly Instruction[],
+): Array<{ name: string; image: string; body: Instruction[] }> => {
   const stages: Array<{ name: string; image: string; body: Instruction[] }> = []
   for (const i of instructions) {
     if (i.op === 'FROM') {
@@ -71,43 +73,91 @@ const runtimeTree: RuntimeCopy[] = [
 ]
 
 t.test('Dockerfile: build on full Node 20, run on distroless Node 20 nonroot as 65532', async t => {
-  t.same(stages.map(s => [s.name, s.image]), [
-    ['build', 'node:20-bookworm'],
-    ['production-dependencies', 'node:20-bookworm'],
-    ['2', 'gcr.io/distroless/nodejs20-debian12:nonroot'],
-  ])
-  const runs = (stage: string): string => stages.find(s => s.name === stage)?.body.filter(i => i.op === 'RUN').map(i => i.args).join('\n') ?? ''
+  t.same(
+    stages.map(s => [s.name, s.image]),
+    [
+      ['build', 'node:20-bookworm'],
+      ['production-dependencies', 'node:20-bookworm'],
+      ['2', 'gcr.io/distroless/nodejs20-debian12:nonroot'],
+    ],
+  )
+  const runs = (stage: string): string =>
+    stages
+      .find(s => s.name === stage)
+      ?.body.filter(i => i.op === 'RUN')
+      .map(i => i.args)
+      .join('\n') ?? ''
   t.match(runs('build'), /npm ci\b/, 'build: npm ci')
   t.match(runs('build'), /npm run build/, 'build: npm run build')
-  t.match(runs('production-dependencies'), /npm ci --omit=dev --ignore-scripts/, 'a clean production install, no install scripts')
+  t.match(
+    runs('production-dependencies'),
+    /npm ci --omit=dev --ignore-scripts/,
+    'a clean production install, no install scripts',
+  )
   const body = final?.body ?? []
-  t.same(body.filter(i => i.op === 'USER').map(i => i.args), ['65532'], 'USER 65532')
-  t.same(body.filter(i => i.op === 'WORKDIR').map(i => i.args), ['/app'])
-  t.same(body.filter(i => i.op === 'CMD').map(i => JSON.parse(i.args)), [['serve']], 'default command serve')
+  t.same(
+    body.filter(i => i.op === 'USER').map(i => i.args),
+    ['65532'],
+    'USER 65532',
+  )
+  t.same(
+    body.filter(i => i.op === 'WORKDIR').map(i => i.args),
+    ['/app'],
+  )
+  t.same(
+    body.filter(i => i.op === 'CMD').map(i => JSON.parse(i.args)),
+    [['serve']],
+    'default command serve',
+  )
   const entrypoint: unknown = JSON.parse(body.find(i => i.op === 'ENTRYPOINT')?.args ?? 'null')
   const pkg: unknown = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8'))
-  t.same(entrypoint, ['/nodejs/bin/node', ...imageNodeFlags(), `/app/${String(at(pkg, 'bin', 'stackit-pod-identity-webhook'))}`], "entrypoint runs package.json's bin")
-  t.ok(imageNodeFlags().every(f => /^--[a-z-]+=\S+$/.test(f)), 'only node flags between node and the script')
+  t.same(
+    entrypoint,
+    ['/nodejs/bin/node', ...imageNodeFlags(), `/app/${String(at(pkg, 'bin', 'stackit-pod-identity-webhook'))}`],
+    "entrypoint runs package.json's bin",
+  )
+  t.ok(
+    imageNodeFlags().every(f => /^--[a-z-]+=\S+$/.test(f)),
+    'only node flags between node and the script',
+  )
   const runAsUser = at(theOne(manifests, 'Deployment'), 'spec', 'template', 'spec', 'securityContext', 'runAsUser')
   t.equal(String(runAsUser), '65532', 'the Deployment runs as the image user')
-  t.same(body.filter(i => i.op === 'RUN'), [], 'the runtime stage runs nothing (it has no shell)')
+  t.same(
+    body.filter(i => i.op === 'RUN'),
+    [],
+    'the runtime stage runs nothing (it has no shell)',
+  )
 })
 
 t.test('Dockerfile: the runtime stage copies exactly the runtime tree', async t => {
   const copies = (final?.body ?? []).filter(i => i.op === 'COPY').map(copyOf)
-  t.same(copies.map(c => [c.from, ...c.sources, c.dest]), runtimeTree)
+  t.same(
+    copies.map(c => [c.from, ...c.sources, c.dest]),
+    runtimeTree,
+  )
 })
 
 t.test('Dockerfile: every COPY source exists after a build, and the build context lets it through', async t => {
   const dockerignore = (await readFile(join(repoRoot, '.dockerignore'), 'utf8')).split('\n').map(l => l.trim())
-  t.equal(dockerignore.find(l => l !== '' && !l.startsWith('#')), '*', '.dockerignore is an allow-list')
+  t.equal(
+    dockerignore.find(l => l !== '' && !l.startsWith('#')),
+    '*',
+    '.dockerignore is an allow-list',
+  )
   for (const stage of stages) {
     for (const copy of stage.body.filter(i => i.op === 'COPY').map(copyOf)) {
       for (const source of copy.sources) {
         // Stages work in /src on a copy of the repository; node_modules there is a fresh npm ci.
         const inRepo = copy.from === undefined ? source : relative('/src', source)
-        t.ok(existsSync(join(repoRoot, inRepo)), `${stage.name}: COPY ${copy.from ? `--from=${copy.from} ` : ''}${source} exists (${inRepo})`)
-        if (copy.from === undefined) t.ok(dockerignore.includes(`!${inRepo}`) || dockerignore.includes(`!${inRepo}/`), `${inRepo} is allowed by .dockerignore`)
+        t.ok(
+          existsSync(join(repoRoot, inRepo)),
+          `${stage.name}: COPY ${copy.from ? `--from=${copy.from} ` : ''}${source} exists (${inRepo})`,
+        )
+        if (copy.from === undefined)
+          t.ok(
+            dockerignore.includes(`!${inRepo}`) || dockerignore.includes(`!${inRepo}/`),
+            `${inRepo} is allowed by .dockerignore`,
+          )
       }
     }
   }
@@ -121,11 +171,17 @@ const run = (cmd: string, args: readonly string[], cwd: string): Promise<void> =
     child.stdout.on('data', (d: Buffer) => (out += d))
     child.stderr.on('data', (d: Buffer) => (out += d))
     child.on('error', reject)
-    child.on('close', code => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${out}`))))
+    child.on('close', code =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${out}`)),
+    )
   })
 
 /** GET or POST over http(s); resolves with status and body. */
-const request = (url: string, options: https.RequestOptions, body?: string): Promise<{ status: number; body: string }> =>
+const request = (
+  url: string,
+  options: https.RequestOptions,
+  body?: string,
+): Promise<{ status: number; body: string }> =>
   new Promise((resolve, reject) => {
     const req = (url.startsWith('https:') ? https : http).request(url, options, res => {
       let text = ''
@@ -145,7 +201,11 @@ const listening = (child: ChildProcess): Promise<{ admissionPort: number; health
       for (const line of log.split('\n')) {
         if (!line.includes('"msg":"listening"')) continue
         const entry: unknown = JSON.parse(line)
-        resolve({ admissionPort: Number(at(entry, 'admissionPort')), healthPort: Number(at(entry, 'healthPort')), metricsPort: Number(at(entry, 'metricsPort')) })
+        resolve({
+          admissionPort: Number(at(entry, 'admissionPort')),
+          healthPort: Number(at(entry, 'healthPort')),
+          metricsPort: Number(at(entry, 'metricsPort')),
+        })
       }
     })
     child.on('exit', code => reject(new Error(`server exited ${code} before listening: ${log}`)))
@@ -154,7 +214,10 @@ const listening = (child: ChildProcess): Promise<{ admissionPort: number; health
 t.test('the runtime tree, rebuilt outside the repository, serves probes and a review', async t => {
   const root = await mkdtemp(join(tmpdir(), 'webhook-image-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
-  t.ok(relative(repoRoot, root).startsWith('..'), "outside the repository: the repository's node_modules cannot leak in")
+  t.ok(
+    relative(repoRoot, root).startsWith('..'),
+    "outside the repository: the repository's node_modules cannot leak in",
+  )
   const app = join(root, 'app')
   const deps = join(root, 'production-dependencies')
   await mkdir(app)
@@ -175,11 +238,22 @@ t.test('the runtime tree, rebuilt outside the repository, serves probes and a re
 
   t.same((await readdir(app)).sort(), ['dist', 'node_modules', 'package.json'], 'only dist, node_modules, package.json')
   t.same((await readdir(join(app, 'dist'))).sort(), ['bin', 'lib'], 'dist without tests')
-  t.same((await readdir(join(app, 'node_modules'))).filter(n => !n.startsWith('.')), ['fast-json-patch'], 'one production package')
+  t.same(
+    (await readdir(join(app, 'node_modules'))).filter(n => !n.startsWith('.')),
+    ['fast-json-patch'],
+    'one production package',
+  )
   const files = await readdir(join(app, 'dist'), { recursive: true })
-  t.same(files.filter(f => dropped(f)), [], 'no demo, no source maps')
+  t.same(
+    files.filter(f => dropped(f)),
+    [],
+    'no demo, no source maps',
+  )
   t.ok(files.includes(join('bin', 'stackit-pod-identity-webhook.js')), 'the webhook binary')
-  t.ok(files.includes(join('bin', 'stackit-workload-identity-example-app.js')), "the example app's binary (the example Job runs it)")
+  t.ok(
+    files.includes(join('bin', 'stackit-workload-identity-example-app.js')),
+    "the example app's binary (the example Job runs it)",
+  )
 
   const certs = join(root, 'certs')
   await mkdir(certs)
@@ -187,14 +261,25 @@ t.test('the runtime tree, rebuilt outside the repository, serves probes and a re
   await makeServerCert(certs, ca, { name: 'tls' })
   const deployment = theOne(manifests, 'Deployment')
   const container = at(deployment, 'spec', 'template', 'spec', 'containers', 0)
-  const webhookPath = str(theOne(manifests, 'MutatingWebhookConfiguration'), 'webhooks', 0, 'clientConfig', 'service', 'path') ?? ''
+  const webhookPath =
+    str(theOne(manifests, 'MutatingWebhookConfiguration'), 'webhooks', 0, 'clientConfig', 'service', 'path') ?? ''
 
   // As the image runs it: WORKDIR /app, entrypoint + `serve`, nothing from this test process's environment.
-  const child = spawn(process.execPath, [
-    ...imageNodeFlags(), join(app, 'dist/bin/stackit-pod-identity-webhook.js'), 'serve',
-    '--port=0', '--health-port=0', '--metrics-port=0', '--bind-address=127.0.0.1', `--cert-dir=${certs}`,
-    `--service-account=${join(repoRoot, 'test/fixtures/serviceaccounts.json')}`,
-  ], { cwd: app, env: { PATH: process.env['PATH'] ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(
+    process.execPath,
+    [
+      ...imageNodeFlags(),
+      join(app, 'dist/bin/stackit-pod-identity-webhook.js'),
+      'serve',
+      '--port=0',
+      '--health-port=0',
+      '--metrics-port=0',
+      '--bind-address=127.0.0.1',
+      `--cert-dir=${certs}`,
+      `--service-account=${join(repoRoot, 'test/fixtures/serviceaccounts.json')}`,
+    ],
+    { cwd: app, env: { PATH: process.env['PATH'] ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] },
+  )
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   t.teardown(() => void child.kill('SIGKILL'))
   const ports = await listening(child)
@@ -209,15 +294,24 @@ t.test('the runtime tree, rebuilt outside the repository, serves probes and a re
   t.equal((await request(`http://127.0.0.1:${ports.metricsPort}/metrics`, {})).status, 200, 'metrics answer')
 
   const review = await readFile(join(repoRoot, 'test/fixtures/admission-review-deployment-pod.json'), 'utf8')
-  const res = await request(`https://127.0.0.1:${ports.admissionPort}${webhookPath}`, {
-    method: 'POST', ca: await readFile(ca.certFile), headers: { 'content-type': 'application/json' },
-  }, review)
+  const res = await request(
+    `https://127.0.0.1:${ports.admissionPort}${webhookPath}`,
+    {
+      method: 'POST',
+      ca: await readFile(ca.certFile),
+      headers: { 'content-type': 'application/json' },
+    },
+    review,
+  )
   t.equal(res.status, 200, `POST ${webhookPath} answers`)
   const answer: unknown = JSON.parse(res.body)
   t.equal(at(answer, 'response', 'uid'), at(JSON.parse(review), 'request', 'uid'), 'the review uid is echoed')
   t.equal(at(answer, 'response', 'allowed'), true, 'allowed')
   const patch: unknown = JSON.parse(Buffer.from(String(at(answer, 'response', 'patch')), 'base64').toString('utf8'))
-  t.ok(arr(patch).some(op => str(op, 'path') === '/spec/volumes/1'), 'with the token volume in its patch (fast-json-patch loaded from the tree)')
+  t.ok(
+    arr(patch).some(op => str(op, 'path') === '/spec/volumes/1'),
+    'with the token volume in its patch (fast-json-patch loaded from the tree)',
+  )
 
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'SIGTERM drains and exits 0')

@@ -1,5 +1,13 @@
 import t from 'tap'
-import { WebhookError, errorCode, errorMessage, isWebhookError, resolveWebhookError, returnWebhookError, type ErrorCode } from '../lib/errors.js'
+import {
+  WebhookError,
+  errorCode,
+  errorMessage,
+  isWebhookError,
+  resolveWebhookError,
+  returnWebhookError,
+  type ErrorCode,
+} from '../lib/errors.js'
 
 // Every code of the closed set with the HTTP status it must give; `satisfies` makes a code without a row a
 // compile error, so the table cannot fall behind the union.
@@ -52,11 +60,28 @@ t.test('the code and the message of an unknown error', async t => {
 })
 
 t.test('returnWebhookError: a WebhookError comes back as a value, anything else is thrown on', async t => {
-  t.equal(returnWebhookError(() => 7), 7, 'a result passes through')
+  t.equal(
+    returnWebhookError(() => 7),
+    7,
+    'a result passes through',
+  )
   const denial = new WebhookError('CONFLICT', 'taken')
-  t.equal(returnWebhookError(() => { throw denial }), denial, 'a WebhookError is returned')
+  t.equal(
+    returnWebhookError(() => {
+      throw denial
+    }),
+    denial,
+    'a WebhookError is returned',
+  )
   const bug = new TypeError('a bug')
-  t.throws(() => returnWebhookError(() => { throw bug }), bug, 'a bug surfaces')
+  t.throws(
+    () =>
+      returnWebhookError(() => {
+        throw bug
+      }),
+    bug,
+    'a bug surfaces',
+  )
 })
 
 t.test('resolveWebhookError: the same for a promise', async t => {

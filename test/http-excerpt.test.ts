@@ -14,10 +14,16 @@ t.test('an HTTP answer shown in a message: one line, bounded, JWTs cut out', asy
     ['an unsigned JWT', '{"t":"eyJhbGciOi.eyJzdWIiOi."}', '{"t":"[redacted]"}'],
     ['a JWT inside a longer dotted run', `x.${jwt}.y`, '[redacted]'],
     ['a JWT is cut before the bound counts', `${jwt}${' z'.repeat(10)}`, `[redacted]${' z'.repeat(10)}`],
-    ['host names and versions stay', 'see https://accounts.stackit.cloud/docs v1.2.3',
-      'see https://accounts.stackit.cloud/docs v1.2.3'],
-    ['a Kubernetes Status message stays', 'serviceaccounts "app" is forbidden: User "x" cannot get resource',
-      'serviceaccounts "app" is forbidden: User "x" cannot get resource'],
+    [
+      'host names and versions stay',
+      'see https://accounts.stackit.cloud/docs v1.2.3',
+      'see https://accounts.stackit.cloud/docs v1.2.3',
+    ],
+    [
+      'a Kubernetes Status message stays',
+      'serviceaccounts "app" is forbidden: User "x" cannot get resource',
+      'serviceaccounts "app" is forbidden: User "x" cannot get resource',
+    ],
     ['short parts around dots stay', 'abcdefgh.abc.abcdefgh', 'abcdefgh.abc.abcdefgh'],
     ['two long parts without a third stay', 'abcdefgh.abcdefgh', 'abcdefgh.abcdefgh'],
   ]

@@ -4,10 +4,19 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { repoPath } from './helpers/paths.js'
 
-const values = ['WorkloadIdentityClient', 'WorkloadIdentityError', 'isWorkloadIdentityError',
-  'resolveWorkloadIdentityConfig']
-const types = ['Env', 'WorkloadIdentityClientOptions', 'WorkloadIdentityConfig', 'WorkloadIdentityErrorCode',
-  'WorkloadIdentityOptions']
+const values = [
+  'WorkloadIdentityClient',
+  'WorkloadIdentityError',
+  'isWorkloadIdentityError',
+  'resolveWorkloadIdentityConfig',
+]
+const types = [
+  'Env',
+  'WorkloadIdentityClientOptions',
+  'WorkloadIdentityConfig',
+  'WorkloadIdentityErrorCode',
+  'WorkloadIdentityOptions',
+]
 
 // A variable specifier keeps tsc from resolving the package's own .d.ts, which a fresh clone has not built yet.
 const name = 'stackit-pod-identity-webhook'
@@ -38,5 +47,10 @@ t.test('the error class exported is the one the client throws', async t => {
     return undefined
   }
   t.ok(thrown(() => new pkg.WorkloadIdentityClient({ env: {} })) instanceof pkg.WorkloadIdentityError)
-  t.ok(pkg.isWorkloadIdentityError(thrown(() => pkg.resolveWorkloadIdentityConfig({}, {})), 'CONFIG'))
+  t.ok(
+    pkg.isWorkloadIdentityError(
+      thrown(() => pkg.resolveWorkloadIdentityConfig({}, {})),
+      'CONFIG',
+    ),
+  )
 })

@@ -3,7 +3,12 @@ import { isObject, isString, own, parseJson, quote } from '../lib/json.js'
 
 t.test('guards', async t => {
   const rows: [v: unknown, object: boolean, string: boolean][] = [
-    [{}, true, false], [[], false, false], [null, false, false], ['s', false, true], [1, false, false], [undefined, false, false],
+    [{}, true, false],
+    [[], false, false],
+    [null, false, false],
+    ['s', false, true],
+    [1, false, false],
+    [undefined, false, false],
   ]
   for (const [v, o, s] of rows) {
     t.equal(isObject(v), o, `isObject(${JSON.stringify(v)})`)
@@ -20,7 +25,10 @@ t.test('own reads own keys only; prototype keys are plain data', async t => {
 })
 
 t.test('parseJson: the caller’s error, never the parser’s (which quotes the input)', async t => {
-  t.same(parseJson('{"a":1}', () => new Error('bad')), { a: 1 })
+  t.same(
+    parseJson('{"a":1}', () => new Error('bad')),
+    { a: 1 },
+  )
   t.throws(() => parseJson('{"password":"hunter2"', () => new Error('bad input')), { message: 'bad input' })
 })
 

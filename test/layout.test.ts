@@ -13,7 +13,8 @@ interface Module {
 
 const tsFiles = (dir: string): string[] =>
   readdirSync(repoPath(dir), { withFileTypes: true }).flatMap(e =>
-    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [])
+    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  )
 
 // Static imports and re-exports (`import … from`, `export … from`, `import '…'`) and `import('…')` types.
 const specifier = /(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)'([^']+)'/gm
@@ -24,7 +25,8 @@ const withoutComments = (text: string): string => text.replace(/\/\*[\s\S]*?\*\/
 /** Relative specifiers resolved to repository paths of .ts sources; packages and node: builtins as written. */
 const importsOf = (file: string): string[] =>
   [...withoutComments(readFileSync(repoPath(file), 'utf8')).matchAll(specifier)].map(([, s = '']) =>
-    s.startsWith('.') ? relative(repoPath(), resolve(repoPath(dirname(file)), s)).replace(/\.js$/, '.ts') : s)
+    s.startsWith('.') ? relative(repoPath(), resolve(repoPath(dirname(file)), s)).replace(/\.js$/, '.ts') : s,
+  )
 
 const modules: Module[] = [...tsFiles('lib'), ...tsFiles('bin')].map(file => ({ file, imports: importsOf(file) }))
 
@@ -53,7 +55,8 @@ t.test('the sources were found and their imports read', async t => {
   }
   const known = new Set(modules.map(m => m.file))
   const unresolved = modules.flatMap(m =>
-    m.imports.filter(i => i.startsWith('lib/') && !known.has(i)).map(i => `${m.file} → ${i}`))
+    m.imports.filter(i => i.startsWith('lib/') && !known.has(i)).map(i => `${m.file} → ${i}`),
+  )
   t.same(unresolved, [], 'every relative import names a source file')
 })
 
@@ -61,16 +64,28 @@ t.test('each folder imports only what its rule allows', async t => {
   type Rule = [room: string, why: string, allowed: readonly string[]]
   const rules: Rule[] = [
     ['root', 'the shared kernel depends on no concern', ['root', 'node']],
-    ['admission', 'the pure core: no HTTP, no Kubernetes client, no CLI', ['root', 'admission', 'node',
-      'package fast-json-patch']],
-    ['kube', 'the API client and cache know the ServiceAccount model, nothing of admission or serving',
-      ['root', 'kube', 'node', 'lib/admission/serviceaccount.ts']],
-    ['server', 'the HTTPS side serves the admission core; it never reaches the CLI or the API client',
-      ['root', 'server', 'admission', 'node']],
+    [
+      'admission',
+      'the pure core: no HTTP, no Kubernetes client, no CLI',
+      ['root', 'admission', 'node', 'package fast-json-patch'],
+    ],
+    [
+      'kube',
+      'the API client and cache know the ServiceAccount model, nothing of admission or serving',
+      ['root', 'kube', 'node', 'lib/admission/serviceaccount.ts'],
+    ],
+    [
+      'server',
+      'the HTTPS side serves the admission core; it never reaches the CLI or the API client',
+      ['root', 'server', 'admission', 'node'],
+    ],
     ['workload-identity', 'the client library for apps stands alone', ['root', 'workload-identity', 'node']],
     ['cli', 'the commands wire everything together', ['root', 'cli', 'admission', 'kube', 'server', 'node']],
-    ['bin', 'the binaries start commands (the demo starts the webhook in process)',
-      ['cli', 'server', 'workload-identity', 'root', 'bin', 'node']],
+    [
+      'bin',
+      'the binaries start commands (the demo starts the webhook in process)',
+      ['cli', 'server', 'workload-identity', 'root', 'bin', 'node'],
+    ],
   ]
   // Two files cross their room's rule on purpose: the package entry re-exports the public client, and the composition
   // root wires the API client into the server.
@@ -81,9 +96,11 @@ t.test('each folder imports only what its rule allows', async t => {
   for (const [room, why, allowed] of rules) {
     const broken = modules
       .filter(m => roomOf(m.file) === room)
-      .flatMap(m => m.imports
-        .filter(i => !allowed.includes(roomOf(i)) && !allowed.includes(i) && !entry.get(m.file)?.includes(roomOf(i)))
-        .map(i => `${m.file} → ${i}`))
+      .flatMap(m =>
+        m.imports
+          .filter(i => !allowed.includes(roomOf(i)) && !allowed.includes(i) && !entry.get(m.file)?.includes(roomOf(i)))
+          .map(i => `${m.file} → ${i}`),
+      )
     t.same(broken, [], `${room}: ${why}`)
   }
   const unruled = modules.filter(m => !rules.some(([room]) => room === roomOf(m.file))).map(m => m.file)
@@ -96,15 +113,23 @@ t.test('single edges the layout forbids', async t => {
     ['lib/server/admission-handler.ts', 'lib/server/listeners.ts', 'it answers through the response helpers'],
   ]
   for (const [from, to, why] of bans) {
-    t.ok(modules.some(m => m.file === from), `${from} exists`)
+    t.ok(
+      modules.some(m => m.file === from),
+      `${from} exists`,
+    )
     t.notOk(modules.find(m => m.file === from)?.imports.includes(to), `${from} ↛ ${to}: ${why}`)
   }
 })
 
 t.test('fast-json-patch is the only package imported, and only by the admission core', async t => {
   const packages = modules.flatMap(m =>
-    m.imports.filter(i => roomOf(i).startsWith('package ')).map(i => `${m.file} → ${i}`))
-  t.same(packages.filter(p => !/^lib\/admission\/[^ ]+ → fast-json-patch$/.test(p)), [], 'no other package')
+    m.imports.filter(i => roomOf(i).startsWith('package ')).map(i => `${m.file} → ${i}`),
+  )
+  t.same(
+    packages.filter(p => !/^lib\/admission\/[^ ]+ → fast-json-patch$/.test(p)),
+    [],
+    'no other package',
+  )
   t.ok(packages.length > 0, 'the admission core does import it (the patch comes from fast-json-patch)')
 })
 

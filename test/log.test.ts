@@ -17,9 +17,19 @@ t.test('levels filter and lines are JSON', async t => {
     log.info('i')
     log.warn('w')
     log.error('e', { uid: 'u', n: 3, skip: undefined })
-    t.same(lines.map(l => (JSON.parse(l) as { level: string }).level), expected, level)
+    t.same(
+      lines.map(l => (JSON.parse(l) as { level: string }).level),
+      expected,
+      level,
+    )
     t.ok(lines.every(l => l.endsWith('\n')))
-    t.same(JSON.parse(lines.at(-1) as string), { time: '2026-01-02T03:04:05.000Z', level: 'error', msg: 'e', uid: 'u', n: 3 })
+    t.same(JSON.parse(lines.at(-1) as string), {
+      time: '2026-01-02T03:04:05.000Z',
+      level: 'error',
+      msg: 'e',
+      uid: 'u',
+      n: 3,
+    })
   }
 })
 
@@ -43,7 +53,10 @@ t.test('level names and the silent logger', async t => {
 t.test('batched writer: one write per turn, in order, and an explicit flush', async t => {
   const writes: string[] = []
   const turns: (() => void)[] = []
-  const w = batchedWriter(text => writes.push(text), fn => turns.push(fn))
+  const w = batchedWriter(
+    text => writes.push(text),
+    fn => turns.push(fn),
+  )
   w.write('a\n')
   w.write('b\n')
   t.equal(turns.length, 1, 'one flush scheduled for the turn')

@@ -11,7 +11,17 @@ import { admissionPaths } from '../lib/server/admission-handler.js'
 import { keys } from '../lib/names.js'
 import { parseServeArgs, serveFlags, type ServeConfig } from '../lib/cli/serve-config.js'
 import {
-  arr, at, isObj, loadManifests, ofKind, repoRoot, selects, str, strMap, theOne, yamlFiles,
+  arr,
+  at,
+  isObj,
+  loadManifests,
+  ofKind,
+  repoRoot,
+  selects,
+  str,
+  strMap,
+  theOne,
+  yamlFiles,
   type ManifestDoc,
 } from './helpers/manifests.js'
 import { distBin } from './helpers/paths.js'
@@ -45,7 +55,10 @@ const ns = str(namespace, 'metadata', 'name')
 
 /** A container port by name. */
 const containerPort = (name: unknown): unknown =>
-  at(arr(container, 'ports').find(p => str(p, 'name') === name), 'containerPort')
+  at(
+    arr(container, 'ports').find(p => str(p, 'name') === name),
+    'containerPort',
+  )
 
 /** Flag names in argv form (`--name` or `--name=value`), without dashes. */
 const flagNames = (argv: readonly string[]): string[] =>
@@ -58,14 +71,25 @@ const quantity = (v: unknown): number => {
   return m ? Number(m[1]) * (scales[m[2] ?? ''] ?? 1) : NaN
 }
 
-const namespacedKinds = new Set(['ServiceAccount', 'Service', 'Deployment', 'PodDisruptionBudget', 'Issuer', 'Certificate', 'Job'])
+const namespacedKinds = new Set([
+  'ServiceAccount',
+  'Service',
+  'Deployment',
+  'PodDisruptionBudget',
+  'Issuer',
+  'Certificate',
+  'Job',
+])
 const clusterKinds = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'])
 
 t.test('every manifest parses, and every object names its namespace exactly when it needs one', async t => {
   const files = await yamlFiles()
   t.ok(files.length >= 12, `found ${files.length} YAML files`)
   type Row = [name: string, doc: ManifestDoc]
-  const rows: Row[] = docs.map(d => [`${d.file}#${d.index + 1} ${str(d.doc, 'kind')}/${str(d.doc, 'metadata', 'name')}`, d])
+  const rows: Row[] = docs.map(d => [
+    `${d.file}#${d.index + 1} ${str(d.doc, 'kind')}/${str(d.doc, 'metadata', 'name')}`,
+    d,
+  ])
   for (const [name, { file, doc }] of rows) {
     const kind = str(doc, 'kind') ?? ''
     t.ok(str(doc, 'apiVersion'), `${name}: apiVersion`)
@@ -106,7 +130,11 @@ t.test('kustomizations: every referenced file exists, and every YAML file is use
 })
 
 t.test('overlay patches target objects of the base, and webhooks only by the names the base has', async t => {
-  const baseNames = new Set(docs.filter(d => d.file.startsWith('manifests/base/')).map(d => `${str(d.doc, 'kind')}/${str(d.doc, 'metadata', 'name')}`))
+  const baseNames = new Set(
+    docs
+      .filter(d => d.file.startsWith('manifests/base/'))
+      .map(d => `${str(d.doc, 'kind')}/${str(d.doc, 'metadata', 'name')}`),
+  )
   const webhookNames = webhooks.map(w => str(w, 'name'))
   for (const { file, doc } of ofKind(docs, 'Kustomization', 'manifests/overlays/')) {
     for (const p of arr(doc, 'patches')) {
@@ -115,7 +143,8 @@ t.test('overlay patches target objects of the base, and webhooks only by the nam
         const id = `${str(patch.doc, 'kind')}/${str(patch.doc, 'metadata', 'name')}`
         t.ok(baseNames.has(id), `${patchFile}: ${id} exists in the base`)
         // A strategic-merge patch with an unknown webhook name would append a second, incomplete webhook.
-        for (const w of arr(patch.doc, 'webhooks')) t.ok(webhookNames.includes(str(w, 'name')), `${patchFile}: webhook ${str(w, 'name')} exists in the base`)
+        for (const w of arr(patch.doc, 'webhooks'))
+          t.ok(webhookNames.includes(str(w, 'name')), `${patchFile}: webhook ${str(w, 'name')} exists in the base`)
       }
     }
   }
@@ -126,58 +155,114 @@ t.test('MutatingWebhookConfiguration: the call the server expects', async t => {
   const name = str(webhook, 'name') ?? ''
   t.equal(name, 'pod-identity.stackit.cloud')
   const readme = await readFile(join(repoRoot, 'README.md'), 'utf8')
-  t.ok(readme.includes(`admission webhook "${name}" denied`), 'the README quotes the same webhook name in its denial example')
+  t.ok(
+    readme.includes(`admission webhook "${name}" denied`),
+    'the README quotes the same webhook name in its denial example',
+  )
   type Row = [field: string, expected: unknown]
   const rows: Row[] = [
     ['admissionReviewVersions', ['v1']],
     ['sideEffects', 'None'],
     ['failurePolicy', 'Fail'],
     ['reinvocationPolicy', 'IfNeeded'],
-    ['rules', [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]],
+    [
+      'rules',
+      [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+    ],
   ]
   for (const [field, expected] of rows) t.same(at(webhook, field), expected, field)
 
   const path = str(webhook, 'clientConfig', 'service', 'path')
-  t.ok(path !== undefined && admissionPaths.includes(path), `path ${path} is one of the server's admission paths ${admissionPaths.join(', ')}`)
+  t.ok(
+    path !== undefined && admissionPaths.includes(path),
+    `path ${path} is one of the server's admission paths ${admissionPaths.join(', ')}`,
+  )
   t.equal(str(webhook, 'clientConfig', 'service', 'name'), str(service, 'metadata', 'name'), 'calls the Service')
-  t.equal(str(webhook, 'clientConfig', 'service', 'namespace'), str(service, 'metadata', 'namespace'), 'in its namespace')
-  t.equal(at(webhook, 'clientConfig', 'service', 'port'), at(service, 'spec', 'ports', 0, 'port'), 'on the Service port')
+  t.equal(
+    str(webhook, 'clientConfig', 'service', 'namespace'),
+    str(service, 'metadata', 'namespace'),
+    'in its namespace',
+  )
+  t.equal(
+    at(webhook, 'clientConfig', 'service', 'port'),
+    at(service, 'spec', 'ports', 0, 'port'),
+    'on the Service port',
+  )
   t.equal(at(webhook, 'clientConfig', 'service', 'port'), 443)
 
   const timeout = at(webhook, 'timeoutSeconds')
-  t.ok(Number.isInteger(timeout) && Number(timeout) >= 1 && Number(timeout) <= 30, 'timeoutSeconds set explicitly, within 1–30')
+  t.ok(
+    Number.isInteger(timeout) && Number(timeout) >= 1 && Number(timeout) <= 30,
+    'timeoutSeconds set explicitly, within 1–30',
+  )
   t.ok(Number(timeout) <= 10, 'timeoutSeconds shorter than the API server default of 10')
-  t.ok(Number(timeout) * 1000 > config.lookupTimeoutMs, `timeoutSeconds leaves room for a live lookup (--lookup-timeout ${config.lookupTimeoutMs} ms)`)
+  t.ok(
+    Number(timeout) * 1000 > config.lookupTimeoutMs,
+    `timeoutSeconds leaves room for a live lookup (--lookup-timeout ${config.lookupTimeoutMs} ms)`,
+  )
 })
 
 t.test('selectors skip the same label the code reads, and kube-system', async t => {
   const nsSelector = at(webhook, 'namespaceSelector')
   const objSelector = at(webhook, 'objectSelector')
-  t.ok(arr(nsSelector, 'matchExpressions').some(e => str(e, 'key') === keys.skip), `namespaceSelector uses ${keys.skip}`)
-  t.ok(arr(objSelector, 'matchExpressions').some(e => str(e, 'key') === keys.skip), `objectSelector uses ${keys.skip}`)
+  t.ok(
+    arr(nsSelector, 'matchExpressions').some(e => str(e, 'key') === keys.skip),
+    `namespaceSelector uses ${keys.skip}`,
+  )
+  t.ok(
+    arr(objSelector, 'matchExpressions').some(e => str(e, 'key') === keys.skip),
+    `objectSelector uses ${keys.skip}`,
+  )
   type Row = [name: string, selector: unknown, labels: Record<string, string>, selected: boolean]
   const rows: Row[] = [
-    ["the webhook's own namespace → skipped", nsSelector, { ...strMap(namespace, 'metadata', 'labels'), 'kubernetes.io/metadata.name': ns ?? '' }, false],
+    [
+      "the webhook's own namespace → skipped",
+      nsSelector,
+      { ...strMap(namespace, 'metadata', 'labels'), 'kubernetes.io/metadata.name': ns ?? '' },
+      false,
+    ],
     ['kube-system → skipped', nsSelector, { 'kubernetes.io/metadata.name': 'kube-system' }, false],
-    ['a namespace with the skip label "true" → skipped', nsSelector, { 'kubernetes.io/metadata.name': 'ci', [keys.skip]: 'true' }, false],
+    [
+      'a namespace with the skip label "true" → skipped',
+      nsSelector,
+      { 'kubernetes.io/metadata.name': 'ci', [keys.skip]: 'true' },
+      false,
+    ],
     ['an ordinary namespace → called', nsSelector, { 'kubernetes.io/metadata.name': 'team-a' }, true],
-    ['a namespace with the skip label "false" → called', nsSelector, { 'kubernetes.io/metadata.name': 'team-b', [keys.skip]: 'false' }, true],
+    [
+      'a namespace with the skip label "false" → called',
+      nsSelector,
+      { 'kubernetes.io/metadata.name': 'team-b', [keys.skip]: 'false' },
+      true,
+    ],
     ["the webhook's own Pods → skipped", objSelector, podLabels, false],
     ['a Pod with the skip label "true" → skipped', objSelector, { app: 'x', [keys.skip]: 'true' }, false],
     ['a Pod without labels → called', objSelector, {}, true],
-    ['a Pod with the skip label "false" → called (the webhook itself reads the value)', objSelector, { [keys.skip]: 'false' }, true],
+    [
+      'a Pod with the skip label "false" → called (the webhook itself reads the value)',
+      objSelector,
+      { [keys.skip]: 'false' },
+      true,
+    ],
   ]
   for (const [name, selector, labels, selected] of rows) t.equal(selects(selector, labels), selected, name)
   t.equal(strMap(namespace, 'metadata', 'labels')[keys.skip], 'true', 'the Namespace carries the skip label')
   t.equal(podLabels[keys.skip], 'true', 'the Pod template carries the skip label')
-  t.equal(strMap(namespace, 'metadata', 'labels')['pod-security.kubernetes.io/enforce'], 'restricted', 'Pod Security "restricted" enforced')
+  t.equal(
+    strMap(namespace, 'metadata', 'labels')['pod-security.kubernetes.io/enforce'],
+    'restricted',
+    'Pod Security "restricted" enforced',
+  )
 })
 
 t.test('container args are serve flags, and ports equal the flags and their defaults', async t => {
   t.equal(args[0], 'serve', 'the image entrypoint gets the serve command')
   t.equal(parsed.error, undefined, "serve's own parser accepts the args")
   for (const flag of flagNames(flagArgs)) t.ok(Object.hasOwn(serveFlags, flag), `--${flag} is a serve flag`)
-  t.ok(flagArgs.every(a => a.startsWith('--') && a.includes('=')), 'every flag as --name=value, so no value can be mistaken for a flag')
+  t.ok(
+    flagArgs.every(a => a.startsWith('--') && a.includes('=')),
+    'every flag as --name=value, so no value can be mistaken for a flag',
+  )
   type Row = [flag: string, portName: string, key: 'port' | 'healthPort' | 'metricsPort', expected: number]
   const rows: Row[] = [
     ['port', 'webhook', 'port', 9443],
@@ -191,7 +276,11 @@ t.test('container args are serve flags, and ports equal the flags and their defa
   }
   t.equal(arr(container, 'ports').length, rows.length, 'no other container ports')
   const targetPort = at(service, 'spec', 'ports', 0, 'targetPort')
-  t.equal(typeof targetPort === 'string' ? containerPort(targetPort) : targetPort, config.port, 'Service targetPort reaches the admission port')
+  t.equal(
+    typeof targetPort === 'string' ? containerPort(targetPort) : targetPort,
+    config.port,
+    'Service targetPort reaches the admission port',
+  )
   t.ok(selects({ matchLabels: at(service, 'spec', 'selector') }, podLabels), 'Service selects the Pods')
 })
 
@@ -210,7 +299,10 @@ t.test('serve --help lists every flag the manifest passes and every flag serve a
 
 t.test('probes: liveness /healthz, readiness /readyz, both on the health port', async t => {
   type Row = [probe: string, path: string]
-  const rows: Row[] = [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']]
+  const rows: Row[] = [
+    ['livenessProbe', '/healthz'],
+    ['readinessProbe', '/readyz'],
+  ]
   for (const [probe, path] of rows) {
     t.equal(str(container, probe, 'httpGet', 'path'), path, `${probe} path`)
     t.equal(containerPort(at(container, probe, 'httpGet', 'port')), config.healthPort, `${probe} on --health-port`)
@@ -240,7 +332,8 @@ t.test('security context: restricted, UID 65532, read-only root, nothing to esca
     ['pod', ['fsGroup'], 65532],
     ['pod', ['seccompProfile', 'type'], 'RuntimeDefault'],
   ]
-  for (const [where, path, expected] of pod) t.same(at(podSpec, 'securityContext', ...path), expected, `${where} ${path.join('.')}`)
+  for (const [where, path, expected] of pod)
+    t.same(at(podSpec, 'securityContext', ...path), expected, `${where} ${path.join('.')}`)
   for (const field of ['hostNetwork', 'hostPID', 'hostIPC']) t.not(at(podSpec, field), true, `no ${field}`)
   t.equal(containers.length, 1, 'one container')
   t.same(arr(podSpec, 'initContainers'), [], 'no init containers')
@@ -253,7 +346,8 @@ t.test('security context: restricted, UID 65532, read-only root, nothing to esca
     ['container', ['capabilities', 'add'], undefined],
     ['container', ['seccompProfile', 'type'], 'RuntimeDefault'],
   ]
-  for (const [where, path, expected] of rows) t.same(at(container, 'securityContext', ...path), expected, `${where} ${path.join('.')}`)
+  for (const [where, path, expected] of rows)
+    t.same(at(container, 'securityContext', ...path), expected, `${where} ${path.join('.')}`)
   const dockerfile = await readFile(join(repoRoot, 'Dockerfile'), 'utf8')
   t.match(dockerfile, /^USER 65532$/m, 'the image runs as the same UID')
 })
@@ -262,12 +356,24 @@ t.test('RBAC: get, list and watch on serviceaccounts, nothing else, bound to the
   const roles = [...ofKind(docs, 'ClusterRole'), ...ofKind(docs, 'Role')]
   t.equal(roles.length, 1, 'one role in all manifests')
   const role = theOne(docs, 'ClusterRole')
-  t.same(at(role, 'rules'), [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'watch'] }], 'exactly one rule, three verbs, one resource')
+  t.same(
+    at(role, 'rules'),
+    [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'watch'] }],
+    'exactly one rule, three verbs, one resource',
+  )
   t.equal(ofKind(docs, 'RoleBinding').length, 0, 'no RoleBindings')
   const binding = theOne(docs, 'ClusterRoleBinding')
-  t.same(at(binding, 'roleRef'), { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: str(role, 'metadata', 'name') })
+  t.same(at(binding, 'roleRef'), {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'ClusterRole',
+    name: str(role, 'metadata', 'name'),
+  })
   const sa = theOne(docs, 'ServiceAccount')
-  t.same(at(binding, 'subjects'), [{ kind: 'ServiceAccount', name: str(sa, 'metadata', 'name'), namespace: ns }], 'bound to the webhook only')
+  t.same(
+    at(binding, 'subjects'),
+    [{ kind: 'ServiceAccount', name: str(sa, 'metadata', 'name'), namespace: ns }],
+    'bound to the webhook only',
+  )
   t.equal(str(podSpec, 'serviceAccountName'), str(sa, 'metadata', 'name'), 'the Pods run as that ServiceAccount')
 })
 
@@ -281,25 +387,44 @@ t.test('availability: replicas spread over nodes, PDB, priority, drain on termin
   t.ok(selects(at(spread, 'labelSelector'), podLabels), 'spread counts these Pods')
   const pdb = theOne(docs, 'PodDisruptionBudget')
   t.ok(selects(at(pdb, 'spec', 'selector'), podLabels), 'PDB selects the Pods')
-  t.ok(Number(at(pdb, 'spec', 'minAvailable')) >= 1 && Number(at(pdb, 'spec', 'minAvailable')) < replicas, 'PDB keeps one, allows one disruption')
-  t.equal(at(deployment, 'spec', 'strategy', 'rollingUpdate', 'maxUnavailable'), 0, 'rollouts never drop below the replica count')
+  t.ok(
+    Number(at(pdb, 'spec', 'minAvailable')) >= 1 && Number(at(pdb, 'spec', 'minAvailable')) < replicas,
+    'PDB keeps one, allows one disruption',
+  )
+  t.equal(
+    at(deployment, 'spec', 'strategy', 'rollingUpdate', 'maxUnavailable'),
+    0,
+    'rollouts never drop below the replica count',
+  )
 
   const preStop = Number(at(container, 'lifecycle', 'preStop', 'sleep', 'seconds'))
   const grace = Number(at(podSpec, 'terminationGracePeriodSeconds'))
   t.ok(preStop > 0, `preStop sleeps ${preStop} s while endpoints are removed`)
-  t.ok(grace > preStop + config.shutdownTimeoutMs / 1000, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} s + --shutdown-timeout ${config.shutdownTimeoutMs / 1000} s`)
+  t.ok(
+    grace > preStop + config.shutdownTimeoutMs / 1000,
+    `terminationGracePeriodSeconds ${grace} > preStop ${preStop} s + --shutdown-timeout ${config.shutdownTimeoutMs / 1000} s`,
+  )
 
   const res = at(container, 'resources')
   t.ok(quantity(at(res, 'requests', 'cpu')) > 0, 'CPU request')
   t.ok(quantity(at(res, 'requests', 'memory')) > 0, 'memory request')
-  t.ok(quantity(at(res, 'limits', 'memory')) >= 2 * quantity(at(res, 'requests', 'memory')), 'memory limit with headroom')
+  t.ok(
+    quantity(at(res, 'limits', 'memory')) >= 2 * quantity(at(res, 'requests', 'memory')),
+    'memory limit with headroom',
+  )
   const cpuLimit = at(res, 'limits', 'cpu')
   t.ok(cpuLimit === undefined || quantity(cpuLimit) >= 0.5, 'no starving CPU limit')
 })
 
 t.test('cert-manager overlay: CA chain, serving certificate for the Service, CA injection', async t => {
   const dir = 'manifests/overlays/cert-manager/'
-  const inject = str(theOne(docs, 'MutatingWebhookConfiguration', dir), 'metadata', 'annotations', 'cert-manager.io/inject-ca-from') ?? ''
+  const inject =
+    str(
+      theOne(docs, 'MutatingWebhookConfiguration', dir),
+      'metadata',
+      'annotations',
+      'cert-manager.io/inject-ca-from',
+    ) ?? ''
   const [certNs, certName] = inject.split('/')
   const certificates = ofKind(docs, 'Certificate', dir).map(d => d.doc)
   const issuers = ofKind(docs, 'Issuer', dir).map(d => d.doc)
@@ -308,9 +433,14 @@ t.test('cert-manager overlay: CA chain, serving certificate for the Service, CA 
   t.ok(serving, `inject-ca-from names the Certificate ${certName} of this overlay`)
   const svcName = `${str(service, 'metadata', 'name')}.${str(service, 'metadata', 'namespace')}.svc`
   t.ok(arr(serving, 'spec', 'dnsNames').includes(svcName), `serving certificate valid for ${svcName}`)
-  t.equal(str(serving, 'spec', 'secretName'), str(arr(podSpec, 'volumes')[0], 'secret', 'secretName'), 'its Secret is the one the Deployment mounts')
+  t.equal(
+    str(serving, 'spec', 'secretName'),
+    str(arr(podSpec, 'volumes')[0], 'secret', 'secretName'),
+    'its Secret is the one the Deployment mounts',
+  )
   t.not(at(serving, 'spec', 'isCA'), true, 'the serving certificate is no CA')
-  const issuerOf = (c: unknown): unknown => issuers.find(i => str(i, 'metadata', 'name') === str(c, 'spec', 'issuerRef', 'name'))
+  const issuerOf = (c: unknown): unknown =>
+    issuers.find(i => str(i, 'metadata', 'name') === str(c, 'spec', 'issuerRef', 'name'))
   const caIssuer = issuerOf(serving)
   t.ok(isObj(at(caIssuer, 'spec', 'ca')), 'signed by a CA issuer, so a renewal keeps the injected CA')
   const ca = certificates.find(c => str(c, 'spec', 'secretName') === str(caIssuer, 'spec', 'ca', 'secretName'))

@@ -22,28 +22,31 @@ t.test('counter, gauge, histogram in the text format', async t => {
   t.equal(fixed.get(), 42)
   t.equal(h.count(), 3)
   t.equal(h.count({ x: 'y' }), 0)
-  t.equal(r.render(), [
-    '# HELP stackit_pod_identity_webhook_reviews_total Reviews by outcome.',
-    '# TYPE stackit_pod_identity_webhook_reviews_total counter',
-    'stackit_pod_identity_webhook_reviews_total{outcome="mutated"} 3',
-    'stackit_pod_identity_webhook_reviews_total{outcome="denied"} 1',
-    '# HELP stackit_pod_identity_webhook_in_flight In-flight reviews.',
-    '# TYPE stackit_pod_identity_webhook_in_flight gauge',
-    'stackit_pod_identity_webhook_in_flight 1',
-    '# HELP stackit_pod_identity_webhook_start_time_seconds Start.',
-    '# TYPE stackit_pod_identity_webhook_start_time_seconds gauge',
-    'stackit_pod_identity_webhook_start_time_seconds 42',
-    '# HELP stackit_pod_identity_webhook_duration_seconds Durations.',
-    '# TYPE stackit_pod_identity_webhook_duration_seconds histogram',
-    'stackit_pod_identity_webhook_duration_seconds_bucket{le="0.1"} 1',
-    'stackit_pod_identity_webhook_duration_seconds_bucket{le="1"} 2',
-    'stackit_pod_identity_webhook_duration_seconds_bucket{le="+Inf"} 3',
-    'stackit_pod_identity_webhook_duration_seconds_sum 5.55',
-    'stackit_pod_identity_webhook_duration_seconds_count 3',
-    '# HELP stackit_pod_identity_webhook_unused_total Never incremented.',
-    '# TYPE stackit_pod_identity_webhook_unused_total counter',
-    '',
-  ].join('\n'))
+  t.equal(
+    r.render(),
+    [
+      '# HELP stackit_pod_identity_webhook_reviews_total Reviews by outcome.',
+      '# TYPE stackit_pod_identity_webhook_reviews_total counter',
+      'stackit_pod_identity_webhook_reviews_total{outcome="mutated"} 3',
+      'stackit_pod_identity_webhook_reviews_total{outcome="denied"} 1',
+      '# HELP stackit_pod_identity_webhook_in_flight In-flight reviews.',
+      '# TYPE stackit_pod_identity_webhook_in_flight gauge',
+      'stackit_pod_identity_webhook_in_flight 1',
+      '# HELP stackit_pod_identity_webhook_start_time_seconds Start.',
+      '# TYPE stackit_pod_identity_webhook_start_time_seconds gauge',
+      'stackit_pod_identity_webhook_start_time_seconds 42',
+      '# HELP stackit_pod_identity_webhook_duration_seconds Durations.',
+      '# TYPE stackit_pod_identity_webhook_duration_seconds histogram',
+      'stackit_pod_identity_webhook_duration_seconds_bucket{le="0.1"} 1',
+      'stackit_pod_identity_webhook_duration_seconds_bucket{le="1"} 2',
+      'stackit_pod_identity_webhook_duration_seconds_bucket{le="+Inf"} 3',
+      'stackit_pod_identity_webhook_duration_seconds_sum 5.55',
+      'stackit_pod_identity_webhook_duration_seconds_count 3',
+      '# HELP stackit_pod_identity_webhook_unused_total Never incremented.',
+      '# TYPE stackit_pod_identity_webhook_unused_total counter',
+      '',
+    ].join('\n'),
+  )
 })
 
 t.test('labels are escaped, sorted keys identify a series, special numbers render', async t => {

@@ -13,7 +13,12 @@ t.test('many tiny chunks and growth past the first capacity keep every byte in o
   const text = await readStream(Readable.from(bytes), 1 << 20, 'x', 'BAD_REVIEW')
   t.equal(text.length, 200_000)
   t.equal(text.slice(0, 27), 'abcdefghijklmnopqrstuvwxyza')
-  const big = await readStream(Readable.from([Buffer.alloc(100_000, 98), Buffer.alloc(100_000, 99)]), 1 << 20, 'x', 'BAD_REVIEW')
+  const big = await readStream(
+    Readable.from([Buffer.alloc(100_000, 98), Buffer.alloc(100_000, 99)]),
+    1 << 20,
+    'x',
+    'BAD_REVIEW',
+  )
   t.equal(big, 'b'.repeat(100_000) + 'c'.repeat(100_000), 'a chunk larger than the doubled capacity')
 })
 
@@ -87,7 +92,10 @@ t.test('a stream not ended within timeoutMs rejects with BODY_TIMEOUT; the one t
     const read = readStream(q, 100, 'x', 'BAD_REVIEW', { timeoutMs: 60_000 })
     t.equal(timers(), before + 1, `${name}: one timer while reading`)
     finish(q)
-    const result = await read.then(text => text, (e: WebhookError) => e.code)
+    const result = await read.then(
+      text => text,
+      (e: WebhookError) => e.code,
+    )
     t.equal(result, code ?? 'done', name)
     t.equal(timers(), before, `${name}: its timer is cleared`)
   }

@@ -18,7 +18,11 @@ t.test('endpointUrl: one rule set for every endpoint a request goes to', async t
   ]
   for (const [value, allowHttp, expected] of rows) {
     const url = endpointUrl(value, allowHttp)
-    t.equal(url instanceof URL ? url.href : url, expected, `${JSON.stringify(value)}${allowHttp ? ' (http allowed)' : ''}`)
+    t.equal(
+      url instanceof URL ? url.href : url,
+      expected,
+      `${JSON.stringify(value)}${allowHttp ? ' (http allowed)' : ''}`,
+    )
   }
 })
 
@@ -28,4 +32,5 @@ const hosts: [host: string, expected: string][] = [
   ['[::1]', '[::1]'],
   ['kubernetes.default.svc', 'kubernetes.default.svc'],
 ]
-for (const [host, expected] of hosts) t.test(`urlHost(${host}) → ${expected}`, async t => t.equal(urlHost(host), expected))
+for (const [host, expected] of hosts)
+  t.test(`urlHost(${host}) → ${expected}`, async t => t.equal(urlHost(host), expected))

@@ -26,7 +26,9 @@ export interface ReviewSummary {
 const maxWarnings = 10
 
 const capWarnings = (w: readonly string[]): string[] =>
-  w.length <= maxWarnings ? [...w] : [...w.slice(0, maxWarnings - 1), boundWarning(`and ${w.length - maxWarnings + 1} more warnings`)]
+  w.length <= maxWarnings
+    ? [...w]
+    : [...w.slice(0, maxWarnings - 1), boundWarning(`and ${w.length - maxWarnings + 1} more warnings`)]
 
 /** A review whose envelope has been proven: version, uid and the request object. */
 export interface ParsedReview {
@@ -52,15 +54,21 @@ export const parseReview = (body: unknown): ParsedReview => {
   const request = own(body, 'request')
   if (!isObject(request)) return bad('request must be an object')
   const uid = own(request, 'uid')
-  if (!isString(uid) || !uidPattern.test(uid)) return bad('request.uid must be a non-empty printable string of at most 128 characters')
+  if (!isString(uid) || !uidPattern.test(uid))
+    return bad('request.uid must be a non-empty printable string of at most 128 characters')
   return { apiVersion, uid, request }
 }
 
 /** True when the request is the CREATE of a core/v1 Pod, the only thing this webhook mutates. */
 const isPodCreate = (request: JsonObject): boolean => {
   const kind = own(request, 'kind')
-  return own(request, 'operation') === 'CREATE' && isObject(kind) &&
-    own(kind, 'group') === '' && own(kind, 'version') === 'v1' && own(kind, 'kind') === 'Pod'
+  return (
+    own(request, 'operation') === 'CREATE' &&
+    isObject(kind) &&
+    own(kind, 'group') === '' &&
+    own(kind, 'version') === 'v1' &&
+    own(kind, 'kind') === 'Pod'
+  )
 }
 
 /**
@@ -69,13 +77,15 @@ const isPodCreate = (request: JsonObject): boolean => {
  * as building the rest of the answer.
  */
 export const reviewResponse = (review: ParsedReview, decision: PodDecision): string => {
-  let text = `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview",` +
+  let text =
+    `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview",` +
     `"response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
   if (decision.outcome === 'mutated') {
     const patch = Buffer.from(JSON.stringify(decision.patch)).toString('base64')
     text += `,"patchType":"JSONPatch","patch":"${patch}","auditAnnotations":${JSON.stringify({ [auditKey]: decision.email })}`
   }
-  if (decision.outcome === 'denied') text += `,"status":${JSON.stringify({ code: decision.error.status, message: decision.error.message })}`
+  if (decision.outcome === 'denied')
+    text += `,"status":${JSON.stringify({ code: decision.error.status, message: decision.error.message })}`
   if (decision.warnings.length > 0) text += `,"warnings":${JSON.stringify(capWarnings(decision.warnings))}`
   return `${text}}}`
 }
@@ -96,20 +106,33 @@ export const admit = async (review: ParsedReview, source: ServiceAccountSource):
   const namespace = own(request, 'namespace')
   if (!isPodCreate(request)) {
     const decision: PodDecision = { outcome: 'skipped', reason: 'not a Pod CREATE', warnings: [] }
-    return { response: reviewResponse(review, decision), decision, summary: { uid, outcome: 'skipped', reason: decision.reason } }
+    return {
+      response: reviewResponse(review, decision),
+      decision,
+      summary: { uid, outcome: 'skipped', reason: decision.reason },
+    }
   }
   const pod = own(request, 'object')
   let decision: PodDecision
   let view: ReturnType<typeof viewPod> | undefined
   if (!isString(namespace) || namespace === '') {
-    decision = { outcome: 'denied', error: new WebhookError('BAD_REVIEW', 'request.namespace must be set on a Pod CREATE'), warnings: [] }
+    decision = {
+      outcome: 'denied',
+      error: new WebhookError('BAD_REVIEW', 'request.namespace must be set on a Pod CREATE'),
+      warnings: [],
+    }
   } else if (!isObject(pod)) {
-    decision = { outcome: 'denied', error: new WebhookError('BAD_POD', 'request.object must be a Pod object'), warnings: [] }
+    decision = {
+      outcome: 'denied',
+      error: new WebhookError('BAD_POD', 'request.object must be a Pod object'),
+      warnings: [],
+    }
   } else {
     view = viewPod(pod)
     decision = await reviewPod(view, namespace, source)
   }
-  const reason = decision.outcome === 'skipped' ? decision.reason : decision.outcome === 'denied' ? decision.error.code : undefined
+  const reason =
+    decision.outcome === 'skipped' ? decision.reason : decision.outcome === 'denied' ? decision.error.code : undefined
   const summary: ReviewSummary = {
     uid,
     outcome: decision.outcome,

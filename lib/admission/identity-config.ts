@@ -69,21 +69,32 @@ const parseIntegerIn = (v: string, min: number, max: number): number | undefined
 
 /** A rule: the reason a value breaks it, or undefined when the value keeps it. */
 type Rule = (v: string) => string | undefined
-const rule = (keeps: (v: string) => boolean, why: string): Rule => v => (keeps(v) ? undefined : why)
+const rule =
+  (keeps: (v: string) => boolean, why: string): Rule =>
+  v =>
+    keeps(v) ? undefined : why
 
 const { min, max } = tokenExpirationBounds
 /** The token expiration, on the ServiceAccount and as the Pod's override. */
-const expirationRule = rule(v => parseIntegerIn(v, min, max) !== undefined,
-  `must be a whole number of seconds from ${min} to ${max} (Kubernetes' limits for a projected token)`)
+const expirationRule = rule(
+  v => parseIntegerIn(v, min, max) !== undefined,
+  `must be a whole number of seconds from ${min} to ${max} (Kubernetes' limits for a projected token)`,
+)
 const emailRule = rule(isPlainEmail, 'must be a plain e-mail address (no display name, no spaces)')
-const audienceRule = rule(v => v.trim() !== '' && v.trim() === v,
-  `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`)
-const idpExpirationRule = rule(v => parseIntegerIn(v, 1, Number.MAX_SAFE_INTEGER) !== undefined,
-  'must be a positive whole number of seconds')
+const audienceRule = rule(
+  v => v.trim() !== '' && v.trim() === v,
+  `must be non-empty without surrounding spaces (remove it for the default ${defaults.audience})`,
+)
+const idpExpirationRule = rule(
+  v => parseIntegerIn(v, 1, Number.MAX_SAFE_INTEGER) !== undefined,
+  'must be a positive whole number of seconds',
+)
 // Where this differs from the other endpoints on purpose: never http, and no surrounding spaces, because the value
 // is injected as it is written, and anyone who may edit a ServiceAccount writes it.
-const endpointRule = rule(v => v.trim() === v && endpointUrl(v, false) instanceof URL,
-  'must be an absolute https:// URL without credentials')
+const endpointRule = rule(
+  v => v.trim() === v && endpointUrl(v, false) instanceof URL,
+  'must be an absolute https:// URL without credentials',
+)
 
 /**
  * Why a federated-token-file value is unusable, or undefined when it is fine. Its directory becomes a volumeMount
@@ -95,11 +106,14 @@ const endpointRule = rule(v => v.trim() === v && endpointUrl(v, false) instanceo
  * to check; the uniqueness of the mount in each container is the mutation's check.
  */
 export const tokenFileProblem = (v: string): string | undefined => {
-  if (!path.posix.isAbsolute(v)) return 'must be an absolute path such as /var/run/secrets/stackit.cloud/serviceaccount/token'
+  if (!path.posix.isAbsolute(v))
+    return 'must be an absolute path such as /var/run/secrets/stackit.cloud/serviceaccount/token'
   if (v.split('/').includes('..')) return 'must not contain ".." elements'
   if (/[\0\s:]/.test(v)) return 'must not contain whitespace, ":" or NUL characters'
-  if (path.posix.normalize(v) !== v || v.endsWith('/')) return 'must be normalised (no "//", "/./" or trailing "/") and end in a file name'
-  if (path.posix.dirname(v) === '/') return 'must be inside a directory, not directly in "/" (the directory becomes the mount path)'
+  if (path.posix.normalize(v) !== v || v.endsWith('/'))
+    return 'must be normalised (no "//", "/./" or trailing "/") and end in a file name'
+  if (path.posix.dirname(v) === '/')
+    return 'must be inside a directory, not directly in "/" (the directory becomes the mount path)'
   if (path.posix.basename(v).startsWith('..')) {
     return 'must not name a file that starts with ".." (Kubernetes reserves such names in a projected volume)'
   }
@@ -144,7 +158,10 @@ export const resolveIdentity = (
   }
 
   const malformedPodSkip: (readonly [kind: string, value: string])[] = []
-  for (const [kind, map] of [['label', podLabels], ['annotation', podAnnotations]] as const) {
+  for (const [kind, map] of [
+    ['label', podLabels],
+    ['annotation', podAnnotations],
+  ] as const) {
     const v = map.get(keys.skip)
     if (v === undefined) continue
     const b = parseBoolean(v)
@@ -167,7 +184,12 @@ export const resolveIdentity = (
     warnings.push(emptyWarning(owner, 'annotation', keys.email))
     return leftAlone('ServiceAccount has an empty service-account-email annotation')
   }
-  const skip = valid(a, owner, keys.skip, rule(v => parseBoolean(v) !== undefined, 'must be "true" or "false"'))
+  const skip = valid(
+    a,
+    owner,
+    keys.skip,
+    rule(v => parseBoolean(v) !== undefined, 'must be "true" or "false"'),
+  )
   if (skip !== undefined && parseBoolean(skip) === true) return leftAlone('ServiceAccount opted out')
   const email = valid(a, owner, keys.email, emailRule)
   const audience = valid(a, owner, keys.audience, audienceRule) ?? defaults.audience
@@ -188,12 +210,20 @@ export const resolveIdentity = (
 
   if (problems.length > 0 || email === undefined) {
     const fix = `Fix the annotation${problems.length > 1 ? 's' : ''} and create the Pod again.`
-    return { kind: 'invalid', error: new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. ${fix}`), warnings }
+    return {
+      kind: 'invalid',
+      error: new WebhookError('INVALID_ANNOTATION', `${problems.join('; ')}. ${fix}`),
+      warnings,
+    }
   }
   const mountPath = tokenFile === undefined ? defaults.mountPath : path.posix.dirname(tokenFile)
   const tokenPath = tokenFile === undefined ? defaults.tokenPath : path.posix.basename(tokenFile)
   env.unshift({ name: envNames.email, value: email })
-  return { kind: 'inject', config: { email, audience, expirationSeconds: expiration, mountPath, tokenPath, env }, warnings }
+  return {
+    kind: 'inject',
+    config: { email, audience, expirationSeconds: expiration, mountPath, tokenPath, env },
+    warnings,
+  }
 }
 
 /**
@@ -205,4 +235,9 @@ export const podOptsOut = (labels: ReadonlyMap<string, string>, annotations: Rea
 
 /** Container names listed in the Pod annotation `skip-containers` ("a, b"), trimmed, empties dropped. */
 export const skippedContainers = (annotations: ReadonlyMap<string, string>): ReadonlySet<string> =>
-  new Set((annotations.get(keys.skipContainers) ?? '').split(',').map(s => s.trim()).filter(s => s !== ''))
+  new Set(
+    (annotations.get(keys.skipContainers) ?? '')
+      .split(',')
+      .map(s => s.trim())
+      .filter(s => s !== ''),
+  )

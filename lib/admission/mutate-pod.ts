@@ -22,7 +22,8 @@ export interface MutationResult {
 export const maxWarningLength = 119
 
 /** Cuts a warning to {@link maxWarningLength} characters. */
-export const boundWarning = (w: string): string => (w.length > maxWarningLength ? `${w.slice(0, maxWarningLength - 1)}…` : w)
+export const boundWarning = (w: string): string =>
+  w.length > maxWarningLength ? `${w.slice(0, maxWarningLength - 1)}…` : w
 
 // A denial names this many conflicts and counts the rest: a Pod with thousands of containers would otherwise get a
 // message of megabytes, which the API server hands on to the client and its audit log.
@@ -65,7 +66,8 @@ const nameOf = (o: JsonObject): string => own(o, 'name') as string // proven by 
  * trailing `/` (nearly every real one) is already in that form and is returned as it is.
  */
 const normalMountPath = (p: string): string =>
-  p.startsWith('/') && !p.includes('//') && !p.includes('/.') && !p.endsWith('/') ? p
+  p.startsWith('/') && !p.includes('//') && !p.includes('/.') && !p.endsWith('/')
+    ? p
     : path.posix.normalize(`/${p}`).replace(/\/+$/, '') || '/'
 
 /** The serviceAccountToken projection this configuration wants. */
@@ -93,7 +95,9 @@ const tokenProjection = (v: JsonObject): { projected: JsonObject; tokens: JsonOb
 
 /** True when a token source asks for the wanted audience, lifetime and path. */
 const isDesiredToken = (token: JsonObject, c: IdentityConfig): boolean =>
-  own(token, 'audience') === c.audience && own(token, 'expirationSeconds') === c.expirationSeconds && own(token, 'path') === c.tokenPath
+  own(token, 'audience') === c.audience &&
+  own(token, 'expirationSeconds') === c.expirationSeconds &&
+  own(token, 'path') === c.tokenPath
 
 /** Returns the new volumes list, or undefined when it is already right. Throws CONFLICT for a foreign volume. */
 const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonObject[] | undefined => {
@@ -102,11 +106,17 @@ const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonO
   const existing = volumes[i] as JsonObject
   const current = tokenProjection(existing)
   if (!current) {
-    throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`)
+    throw new WebhookError(
+      'CONFLICT',
+      `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`,
+    )
   }
   const [token, ...more] = current.tokens
   if (!token || more.length > 0) {
-    throw new WebhookError('CONFLICT', `Pod already has a volume named ${volumeName} projecting ${current.tokens.length} tokens; the name is reserved for one workload identity token, rename that volume`)
+    throw new WebhookError(
+      'CONFLICT',
+      `Pod already has a volume named ${volumeName} projecting ${current.tokens.length} tokens; the name is reserved for one workload identity token, rename that volume`,
+    )
   }
   if (isDesiredToken(token, c)) return undefined
   // Brought up to date in place: API server defaults (projected.defaultMode) and any other field are kept, so the
@@ -119,7 +129,8 @@ const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonO
 
 const moveAdvice = 'choose another directory with the federated-token-file annotation or move that mount'
 
-const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean => own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true
+const isDesiredMount = (m: JsonObject, c: IdentityConfig): boolean =>
+  own(m, 'mountPath') === c.mountPath && own(m, 'readOnly') === true
 
 /** True when normal path `p` lies below normal directory `dir` (not `/`): `/a/b/c` is inside `/a/b`, `/a/bc` is not. */
 const isInside = (p: string, dir: string): boolean =>
@@ -133,7 +144,13 @@ const isInside = (p: string, dir: string): boolean =>
  * inside that directory and the volume is mounted at most once (every mount of it belongs there). So no container
  * it changes ends up with two mounts at one path, which the API server rejects ("mountPath must be unique").
  */
-const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig, conflicts: string[], warnings: string[]): JsonObject => {
+const mutateContainer = (
+  container: JsonObject,
+  where: string,
+  c: IdentityConfig,
+  conflicts: string[],
+  warnings: string[],
+): JsonObject => {
   const name = nameOf(container)
   const mounts = objectList(container, 'volumeMounts', where)
   const env = objectList(container, 'env', where)
@@ -156,17 +173,23 @@ const mutateContainer = (container: JsonObject, where: string, c: IdentityConfig
     } else if (isInside(p, target)) {
       // A mount below ours covers the token (a subPath file at .../token) or part of the projection.
       const volume = quote(nameOf(m))
-      conflicts.push(`container ${quote(name)} mounts volume ${volume} at ${quote(mountPath)}, ` +
-        `inside the token directory ${target}, on top of the token; ${moveAdvice}`)
+      conflicts.push(
+        `container ${quote(name)} mounts volume ${volume} at ${quote(mountPath)}, ` +
+          `inside the token directory ${target}, on top of the token; ${moveAdvice}`,
+      )
     }
   }
   if (oursCount > 1) {
-    conflicts.push(`container ${quote(name)} mounts volume ${volumeName} ${oursCount} times; ` +
-      `remove all but one: the webhook mounts it once, read-only at ${target}`)
+    conflicts.push(
+      `container ${quote(name)} mounts volume ${volumeName} ${oursCount} times; ` +
+        `remove all but one: the webhook mounts it once, read-only at ${target}`,
+    )
   }
   const existing = mounts[ours]
   if (existing && (own(existing, 'subPath') !== undefined || own(existing, 'subPathExpr') !== undefined)) {
-    conflicts.push(`container ${quote(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`)
+    conflicts.push(
+      `container ${quote(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`,
+    )
   }
   if (conflicts.length > found) return container
 
@@ -223,7 +246,8 @@ export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: Readonl
     }
   }
   for (const name of skip) {
-    if (!seen.has(name)) warnings.push(boundWarning(`skip-containers names ${quote(name)}, which is not a container of this Pod`))
+    if (!seen.has(name))
+      warnings.push(boundWarning(`skip-containers names ${quote(name)}, which is not a container of this Pod`))
   }
   if (conflicts.length > 0) throw new WebhookError('CONFLICT', conflictMessage(conflicts))
   if (injected === 0) return { pod, changed: false, injected, warnings }
@@ -233,5 +257,7 @@ export const mutatePod = (pod: JsonObject, config: IdentityConfig, skip: Readonl
     newSpec['volumes'] = volumes
     changed = true
   }
-  return changed ? { pod: { ...pod, spec: newSpec }, changed, injected, warnings } : { pod, changed, injected, warnings }
+  return changed
+    ? { pod: { ...pod, spec: newSpec }, changed, injected, warnings }
+    : { pod, changed, injected, warnings }
 }

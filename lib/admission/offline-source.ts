@@ -14,17 +14,29 @@ const kindOf = (o: JsonObject): unknown => own(o, 'kind')
  */
 export const serviceAccountsFromDocument = (doc: unknown, origin: string): ServiceAccount[] => {
   const fail = (why: string): never => {
-    throw new WebhookError('BAD_INPUT_FILE', `${origin}: ${why}; expected a ServiceAccount or a List of them (kubectl get sa -o json)`)
+    throw new WebhookError(
+      'BAD_INPUT_FILE',
+      `${origin}: ${why}; expected a ServiceAccount or a List of them (kubectl get sa -o json)`,
+    )
   }
   if (!isObject(doc)) return fail('not a JSON object')
   const kind = kindOf(doc)
-  const items = kind === 'ServiceAccount' ? [doc] : kind === 'List' || kind === 'ServiceAccountList' ? own(doc, 'items') : fail(`kind is ${quote(kind)}`)
+  const items =
+    kind === 'ServiceAccount'
+      ? [doc]
+      : kind === 'List' || kind === 'ServiceAccountList'
+        ? own(doc, 'items')
+        : fail(`kind is ${quote(kind)}`)
   if (!Array.isArray(items)) return fail('items is not an array')
   return items.map((item, i) => {
-    if (!isObject(item) || kindOf(item) !== undefined && kindOf(item) !== 'ServiceAccount') return fail(`item ${i} is not a ServiceAccount`)
+    if (!isObject(item) || (kindOf(item) !== undefined && kindOf(item) !== 'ServiceAccount'))
+      return fail(`item ${i} is not a ServiceAccount`)
     // kubectl's output always carries the namespace; hand-written files often leave it out.
     const meta = own(item, 'metadata')
-    const withNamespace = isObject(meta) && own(meta, 'namespace') === undefined ? { ...item, metadata: { ...meta, namespace: 'default' } } : item
+    const withNamespace =
+      isObject(meta) && own(meta, 'namespace') === undefined
+        ? { ...item, metadata: { ...meta, namespace: 'default' } }
+        : item
     return toServiceAccount(withNamespace) ?? fail(`item ${i} has no metadata.name`)
   })
 }
@@ -47,7 +59,10 @@ export class StaticServiceAccountSource implements ServiceAccountSource {
  * Reads ServiceAccounts from JSON files (`--service-account` of `mutate` and of `serve`'s offline mode) through
  * `readFile`. Errors name the file and, for a read failure, its error code; never the file's contents.
  */
-export const loadServiceAccountFiles = async (files: readonly string[], readFile: (path: string) => Promise<string>): Promise<ServiceAccount[]> => {
+export const loadServiceAccountFiles = async (
+  files: readonly string[],
+  readFile: (path: string) => Promise<string>,
+): Promise<ServiceAccount[]> => {
   const out: ServiceAccount[] = []
   for (const file of files) {
     const origin = `--service-account file ${file}`
@@ -56,9 +71,16 @@ export const loadServiceAccountFiles = async (files: readonly string[], readFile
       text = await readFile(file)
     } catch (e) {
       const code = isObject(e) ? own(e, 'code') : undefined
-      throw new WebhookError('BAD_INPUT_FILE', `cannot read ${origin}${isString(code) ? ` (${code})` : ''}`, { cause: e })
+      throw new WebhookError('BAD_INPUT_FILE', `cannot read ${origin}${isString(code) ? ` (${code})` : ''}`, {
+        cause: e,
+      })
     }
-    out.push(...serviceAccountsFromDocument(parseJson(text, () => new WebhookError('BAD_INPUT_FILE', `${origin} is not valid JSON`)), origin))
+    out.push(
+      ...serviceAccountsFromDocument(
+        parseJson(text, () => new WebhookError('BAD_INPUT_FILE', `${origin} is not valid JSON`)),
+        origin,
+      ),
+    )
   }
   return out
 }

@@ -14,12 +14,12 @@ import { prefixedAnnotations, type ServiceAccount, type ServiceAccountSource } f
 export type PodDecision =
   | { readonly outcome: 'skipped'; readonly reason: string; readonly warnings: readonly string[] }
   | {
-    readonly outcome: 'mutated'
-    readonly pod: JsonObject
-    readonly patch: readonly Operation[]
-    readonly email: string
-    readonly warnings: readonly string[]
-  }
+      readonly outcome: 'mutated'
+      readonly pod: JsonObject
+      readonly patch: readonly Operation[]
+      readonly email: string
+      readonly warnings: readonly string[]
+    }
   | { readonly outcome: 'denied'; readonly error: WebhookError; readonly warnings: readonly string[] }
 
 /** What the decision reads of a Pod besides its spec, computed once per review. */
@@ -55,8 +55,11 @@ export const viewPod = (pod: JsonObject): PodView => {
   }
 }
 
-const denied = (error: WebhookError, warnings: readonly string[] = []): PodDecision =>
-  ({ outcome: 'denied', error, warnings })
+const denied = (error: WebhookError, warnings: readonly string[] = []): PodDecision => ({
+  outcome: 'denied',
+  error,
+  warnings,
+})
 
 /** A duration as Go prints one, to the whole second: `45s`, `2m10s`, `1h0m5s`. */
 export const formatAge = (ms: number): string => {
@@ -87,19 +90,26 @@ const staleWarnings = (sa: ServiceAccount): readonly string[] => {
 export const decidePod = (view: PodView, namespace: string, sa: ServiceAccount | undefined): PodDecision => {
   if (!sa) {
     const why = `ServiceAccount ${namespace}/${view.serviceAccount} not found`
-    return denied(new WebhookError('SERVICEACCOUNT_NOT_FOUND', `${why}; create it before the Pod, or fix spec.serviceAccountName`))
+    return denied(
+      new WebhookError('SERVICEACCOUNT_NOT_FOUND', `${why}; create it before the Pod, or fix spec.serviceAccountName`),
+    )
   }
   const identity = resolveIdentity(sa, view.annotations, view.labels)
   // A denial names the problem alone; the copy's age is news only on an allowed Pod.
   if (identity.kind === 'invalid') return denied(identity.error)
   const warnings = identity.warnings.map(boundWarning)
-  if (identity.kind === 'skip') return { outcome: 'skipped', reason: identity.reason, warnings: [...staleWarnings(sa), ...warnings] }
+  if (identity.kind === 'skip')
+    return { outcome: 'skipped', reason: identity.reason, warnings: [...staleWarnings(sa), ...warnings] }
   const result = returnWebhookError(() => mutatePod(view.pod, identity.config, skippedContainers(view.annotations)))
   if (isWebhookError(result)) return denied(result, warnings)
   warnings.unshift(...staleWarnings(sa))
   warnings.push(...result.warnings)
   if (!result.changed) {
-    return { outcome: 'skipped', reason: result.injected === 0 ? 'all containers skipped' : 'already injected', warnings }
+    return {
+      outcome: 'skipped',
+      reason: result.injected === 0 ? 'all containers skipped' : 'already injected',
+      warnings,
+    }
   }
   const patch = jsonpatch.compare(view.pod, result.pod)
   return { outcome: 'mutated', pod: result.pod, patch, email: identity.config.email, warnings }
@@ -114,7 +124,11 @@ const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
  * denied by, the API server), then its ServiceAccount through `source`, then {@link decidePod}. A lookup that
  * cannot complete denies (fail closed: a Pod must not start without its identity by accident).
  */
-export const reviewPod = async (view: PodView, namespace: string, source: ServiceAccountSource): Promise<PodDecision> => {
+export const reviewPod = async (
+  view: PodView,
+  namespace: string,
+  source: ServiceAccountSource,
+): Promise<PodDecision> => {
   // No lookup for something that is not a Pod; the deeper shape is proven where it is used.
   if (!isObject(own(view.pod, 'spec'))) return denied(new WebhookError('BAD_POD', 'Pod spec must be an object'))
   if (podOptsOut(view.labels, view.annotations)) return { outcome: 'skipped', reason: 'Pod opted out', warnings: [] }
@@ -129,7 +143,12 @@ export const reviewPod = async (view: PodView, namespace: string, source: Servic
   } catch (e) {
     if (isWebhookError(e, 'SERVICEACCOUNT_LOOKUP_FAILED')) return denied(e)
     const why = isWebhookError(e) ? e.message : 'unexpected lookup error'
-    return denied(new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', `ServiceAccount ${namespace}/${saName} could not be looked up: ${why}`))
+    return denied(
+      new WebhookError(
+        'SERVICEACCOUNT_LOOKUP_FAILED',
+        `ServiceAccount ${namespace}/${saName} could not be looked up: ${why}`,
+      ),
+    )
   }
   return decidePod(view, namespace, sa)
 }

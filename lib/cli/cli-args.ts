@@ -12,8 +12,9 @@ import { quote } from '../json.js'
 export type Flags = NonNullable<ParseArgsConfig['options']>
 
 /** What {@link parseFlags} returns: each flag's value typed by its spec, and the positional arguments. */
-export type ParsedFlags<O extends Flags> =
-  ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>
+export type ParsedFlags<O extends Flags> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>
+>
 
 /** Why strict mode refuses this flag token, or undefined when it is fine. */
 const misuse = (options: Flags, flag: { name: string; rawName: string; value?: string | undefined }) => {
@@ -28,8 +29,15 @@ export const parseFlags = <const O extends Flags>(argv: readonly string[], optio
   // Strict mode refuses `--health-port -1` as ambiguous, but the argument after a flag that takes a value is that
   // value, whatever it starts with: the tokens (read without judging) are written back as `--name=value`.
   const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true })
-  const args = tokens.map(t => t.kind === 'option-terminator' ? '--'
-    : t.kind === 'positional' ? t.value : t.value === undefined ? t.rawName : `${t.rawName}=${t.value}`)
+  const args = tokens.map(t =>
+    t.kind === 'option-terminator'
+      ? '--'
+      : t.kind === 'positional'
+        ? t.value
+        : t.value === undefined
+          ? t.rawName
+          : `${t.rawName}=${t.value}`,
+  )
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: true })
   } catch (e) {

@@ -40,4 +40,3 @@ export const main = async (argv: readonly string[], io: CommandIO & ServeIO): Pr
       return exitCodes.usage
   }
 }
-

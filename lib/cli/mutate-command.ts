@@ -77,7 +77,10 @@ const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> =
   }
   const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
   const source = new StaticServiceAccountSource(files)
-  const input = parseJson(await io.readStdin(), () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'))
+  const input = parseJson(
+    await io.readStdin(),
+    () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'),
+  )
   const kind = isObject(input) ? own(input, 'kind') : undefined
 
   if (kind === 'AdmissionReview') {
@@ -103,7 +106,10 @@ const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> =
     printJson(io, decision.outcome === 'mutated' ? decision.pod : input)
     return exitCodes.allowed
   }
-  throw new WebhookError('BAD_INPUT_FILE', `standard input must hold an AdmissionReview or a Pod, found kind ${quote(kind)}`)
+  throw new WebhookError(
+    'BAD_INPUT_FILE',
+    `standard input must hold an AdmissionReview or a Pod, found kind ${quote(kind)}`,
+  )
 }
 
 /** Runs `mutate` with its arguments (after the subcommand name); resolves to the exit code. */

@@ -50,7 +50,10 @@ export const runServe = async (argv: readonly string[], io: ServeIO): Promise<nu
       logger.info('shutting down', { signal, timeoutMs: config.shutdownTimeoutMs })
       void webhook.shutdown().then(clean => {
         if (clean) logger.info('shut down cleanly')
-        else logger.warn('shutdown timeout reached, remaining connections were cut', { timeoutMs: config.shutdownTimeoutMs })
+        else
+          logger.warn('shutdown timeout reached, remaining connections were cut', {
+            timeoutMs: config.shutdownTimeoutMs,
+          })
         resolve(clean ? serveExitCodes.stopped : serveExitCodes.failed)
       })
     })

@@ -91,7 +91,8 @@ export const parseDuration = (flag: string, v: string, zero?: string): number =>
 }
 
 const parsePort = (flag: string, v: string): number => {
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new WebhookError('USAGE', `--${flag} ${quote(v)} is not a port number (0–65535)`)
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535)
+    throw new WebhookError('USAGE', `--${flag} ${quote(v)} is not a port number (0–65535)`)
   return Number(v)
 }
 
@@ -100,7 +101,9 @@ const maxBodyLimit = 64 * 1024 * 1024
 
 /** The API connection flags and the option of the Kubernetes side each one sets. */
 const apiFlags = [
-  ['api-server', 'apiServer'], ['api-token-file', 'tokenFile'], ['api-ca-file', 'caFile'],
+  ['api-server', 'apiServer'],
+  ['api-token-file', 'tokenFile'],
+  ['api-ca-file', 'caFile'],
 ] as const satisfies ReadonlyArray<readonly [keyof typeof serveFlags, Exclude<keyof KubeConnectionOptions, 'env'>]>
 
 /** Parses and validates `serve`'s arguments; `help` is true when --help was given. */

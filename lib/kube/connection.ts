@@ -59,7 +59,6 @@ const parseServer = (raw: string): URL => {
   throw new WebhookError('USAGE', `--api-server ${why}`)
 }
 
-
 /**
  * Resolves the API connection. With `apiServer`, only the given flags apply (no token, system CA roots unless
  * `caFile`); without it, the in-cluster Service env vars, token and CA are used, each overridable by its flag.
@@ -75,7 +74,10 @@ export const resolveKubeConnection = async (options: KubeConnectionOptions): Pro
     const host = options.env['KUBERNETES_SERVICE_HOST']
     const port = options.env['KUBERNETES_SERVICE_PORT']
     if (!host || !port) {
-      throw new WebhookError('USAGE', 'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server URL, or --service-account FILE for offline mode')
+      throw new WebhookError(
+        'USAGE',
+        'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server URL, or --service-account FILE for offline mode',
+      )
     }
     server = parseServer(`https://${urlHost(host)}:${port}`)
     tokenFile ??= join(dir, 'token')
@@ -83,7 +85,10 @@ export const resolveKubeConnection = async (options: KubeConnectionOptions): Pro
   }
   // A bearer token must never cross the network in clear text; plain HTTP is only for an unauthenticated proxy.
   if (server.protocol === 'http:' && tokenFile !== undefined) {
-    throw new WebhookError('USAGE', `--api-server ${server.origin} is plain HTTP: a bearer token is only sent over https://`)
+    throw new WebhookError(
+      'USAGE',
+      `--api-server ${server.origin} is plain HTTP: a bearer token is only sent over https://`,
+    )
   }
   const connection: { server: URL; tokenFile?: string; ca?: Buffer } = { server }
   if (tokenFile !== undefined) {

@@ -115,11 +115,17 @@ export class KubeClient {
       ? new https.Agent({ keepAlive: true, ...(connection.ca ? { ca: connection.ca } : {}) })
       : new http.Agent({ keepAlive: true })
     this.#request = secure ? https.request : http.request
-    this.#tokens = connection.tokenFile === undefined ? undefined : new FileTokenSource(connection.tokenFile, options.epochMs ? { epochMs: options.epochMs } : {})
+    this.#tokens =
+      connection.tokenFile === undefined
+        ? undefined
+        : new FileTokenSource(connection.tokenFile, options.epochMs ? { epochMs: options.epochMs } : {})
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024
     this.#maxEventBytes = options.maxEventBytes ?? 4 * 1024 * 1024
-    this.#latency = (options.registry ?? new Registry()).histogram('kube_api_request_duration_seconds', 'Kubernetes API request latency until the response headers, by verb and HTTP code.')
+    this.#latency = (options.registry ?? new Registry()).histogram(
+      'kube_api_request_duration_seconds',
+      'Kubernetes API request latency until the response headers, by verb and HTTP code.',
+    )
   }
 
   /** GETs `path` and parses the JSON body. Rejects with {@link KubeApiError} for any status but 2xx. */
@@ -134,7 +140,9 @@ export class KubeClient {
     const unlink = follow(options.signal, abort)
     return this.#getJsonOnce(path, options.accept, options.verb ?? 'GET', abort.signal)
       .catch((e: unknown) => {
-        throw timedOut ? new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e }) : e
+        throw timedOut
+          ? new KubeApiError(`GET ${path}: no complete answer within ${timeoutMs} ms`, undefined, { cause: e })
+          : e
       })
       .finally(() => {
         clearTimeout(timer)
@@ -145,7 +153,8 @@ export class KubeClient {
   async #getJsonOnce(path: string, accept: string, verb: string, signal: AbortSignal): Promise<unknown> {
     const res = await this.#open(path, accept, verb, signal, false)
     const body = await this.#readBody(res, path)
-    if (res.statusCode !== 200) throw new KubeApiError(`GET ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
+    if (res.statusCode !== 200)
+      throw new KubeApiError(`GET ${path}: HTTP ${res.statusCode}${statusReason(body)}`, res.statusCode)
     try {
       return JSON.parse(body)
     } catch (e) {
@@ -204,7 +213,11 @@ export class KubeClient {
         } catch (e) {
           // A handler's own API error (an ERROR event, e.g. 410 Gone) reaches the caller unchanged.
           const why =
-            e instanceof SyntaxError ? 'an event is not JSON' : e instanceof RangeError ? e.message : 'event handler failed'
+            e instanceof SyntaxError
+              ? 'an event is not JSON'
+              : e instanceof RangeError
+                ? e.message
+                : 'event handler failed'
           fail(e instanceof KubeApiError ? e : broken(why, e))
         }
       })
@@ -228,12 +241,22 @@ export class KubeClient {
   }
 
   /** Sends one GET and resolves with the response head; on a 401 re-reads the token and tries once more. */
-  async #open(path: string, accept: string, verb: string, signal: AbortSignal, retried: boolean): Promise<IncomingMessage> {
+  async #open(
+    path: string,
+    accept: string,
+    verb: string,
+    signal: AbortSignal,
+    retried: boolean,
+  ): Promise<IncomingMessage> {
     const headers: Record<string, string> = { Accept: accept, 'User-Agent': userAgent }
     if (this.#tokens) headers['Authorization'] = `Bearer ${await this.#tokens.token()}`
     const started = process.hrtime.bigint()
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = this.#request(new URL(this.#base + path), { method: 'GET', headers, agent: this.#agent, signal }, resolve)
+      const req = this.#request(
+        new URL(this.#base + path),
+        { method: 'GET', headers, agent: this.#agent, signal },
+        resolve,
+      )
       req.on('error', e => {
         this.#latency.observe(Number(process.hrtime.bigint() - started) / 1e9, { verb, code: 'error' })
         reject(new KubeApiError(`${verb === 'WATCH' ? 'WATCH' : 'GET'} ${path}: ${e.message}`, undefined, { cause: e }))
@@ -263,7 +286,9 @@ export class KubeClient {
         } else parts.push(chunk)
       })
       res.on('end', () => resolve(Buffer.concat(parts, size).toString('utf8')))
-      res.on('error', e => reject(new KubeApiError(`GET ${path}: the connection was lost`, res.statusCode, { cause: e })))
+      res.on('error', e =>
+        reject(new KubeApiError(`GET ${path}: the connection was lost`, res.statusCode, { cause: e })),
+      )
     })
   }
 }

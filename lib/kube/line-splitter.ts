@@ -27,7 +27,8 @@ export class LineSplitter {
     let start = 0
     for (let nl = chunk.indexOf(newline); nl !== -1; nl = chunk.indexOf(newline, start)) {
       this.#take(chunk.subarray(start, nl))
-      const line = this.#pending.length === 1 ? this.#pending[0] as Buffer : Buffer.concat(this.#pending, this.#pendingBytes)
+      const line =
+        this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending, this.#pendingBytes)
       this.#pending = []
       this.#pendingBytes = 0
       start = nl + 1

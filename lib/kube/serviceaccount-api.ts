@@ -80,7 +80,12 @@ export class ServiceAccountApi implements ServiceAccountRequests {
   }
 
   /** One ServiceAccount, or undefined on 404. Rejects with KubeApiError otherwise. */
-  async get(namespace: string, name: string, timeoutMs: number, signal: AbortSignal): Promise<ServiceAccount | undefined> {
+  async get(
+    namespace: string,
+    name: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<ServiceAccount | undefined> {
     const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}`
     let body: unknown
     try {
@@ -105,11 +110,18 @@ export class ServiceAccountApi implements ServiceAccountRequests {
       const query = new URLSearchParams({ limit: String(pageSize) })
       if (next) query.set('continue', next)
       const path = `${serviceAccountsPath}?${query}`
-      const body = await this.#negotiate(accepts.list, accept => this.#client.getJson(path, { accept, signal, verb: 'LIST' }))
+      const body = await this.#negotiate(accepts.list, accept =>
+        this.#client.getJson(path, { accept, signal, verb: 'LIST' }),
+      )
       const meta = isObject(body) ? own(body, 'metadata') : undefined
       const items = isObject(body) ? own(body, 'items') : undefined
       const version = isObject(meta) ? own(meta, 'resourceVersion') : undefined
-      if (!this.#checkKind(body, listKinds, `LIST ${path}`) || !isObject(meta) || !isString(version) || !Array.isArray(items)) {
+      if (
+        !this.#checkKind(body, listKinds, `LIST ${path}`) ||
+        !isObject(meta) ||
+        !isString(version) ||
+        !Array.isArray(items)
+      ) {
         throw new KubeApiError(`LIST ${path}: the answer is not a ServiceAccount list`, 200)
       }
       rv = version
@@ -152,13 +164,18 @@ export class ServiceAccountApi implements ServiceAccountRequests {
     if (type === 'ERROR') {
       const code = isObject(object) ? own(object, 'code') : undefined
       const message = isObject(object) ? own(object, 'message') : undefined
-      throw new KubeApiError(`WATCH ${path}: ERROR event ${String(code)}: ${isString(message) ? bodyExcerpt(message) : ''}`, typeof code === 'number' ? code : undefined)
+      throw new KubeApiError(
+        `WATCH ${path}: ERROR event ${String(code)}: ${isString(message) ? bodyExcerpt(message) : ''}`,
+        typeof code === 'number' ? code : undefined,
+      )
     }
     const meta = isObject(object) ? own(object, 'metadata') : undefined
     const rv = isObject(meta) ? own(meta, 'resourceVersion') : undefined
     if (type === 'BOOKMARK' && isString(rv)) return handlers.onResourceVersion(rv)
-    const sa = isChangeType(type) && this.#checkKind(object, objectKinds, `WATCH ${path}`) ? toServiceAccount(object) : undefined
-    if (!isChangeType(type) || !sa || !isString(rv)) throw new KubeApiError(`WATCH ${path}: unexpected event ${quote(type)}`, 200)
+    const sa =
+      isChangeType(type) && this.#checkKind(object, objectKinds, `WATCH ${path}`) ? toServiceAccount(object) : undefined
+    if (!isChangeType(type) || !sa || !isString(rv))
+      throw new KubeApiError(`WATCH ${path}: unexpected event ${quote(type)}`, 200)
     handlers.onChange(type, sa)
     handlers.onResourceVersion(rv)
   }

@@ -229,7 +229,11 @@ export class ServiceAccountCache implements ServiceAccountSource {
       (e: unknown) => {
         // Everything ServiceAccountApi rejects with is an Error (KubeApiError or a Node network error).
         const reason = errorMessage(e)
-        throw new WebhookError('SERVICEACCOUNT_LOOKUP_FAILED', `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`, { cause: e })
+        throw new WebhookError(
+          'SERVICEACCOUNT_LOOKUP_FAILED',
+          `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`,
+          { cause: e },
+        )
       },
     )
     const done = request.finally(() => this.#inflight.delete(key))
@@ -269,9 +273,10 @@ export class ServiceAccountCache implements ServiceAccountSource {
           continue
         }
         this.#current = false
-        what = outcome.reason === 'short'
-          ? 'ServiceAccount watch ended before its timeout; reconnecting after a pause'
-          : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; reconnecting'
+        what =
+          outcome.reason === 'short'
+            ? 'ServiceAccount watch ended before its timeout; reconnecting after a pause'
+            : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; reconnecting'
         reason = outcome.detail
       } catch (e) {
         if (signal.aborted) break
@@ -291,7 +296,9 @@ export class ServiceAccountCache implements ServiceAccountSource {
         what = isGone(e)
           ? 'ServiceAccount resourceVersion expired (410 Gone) with no progress since the last list; ' +
             'listing again after a pause'
-          : needList ? 'ServiceAccount list failed; retrying' : 'ServiceAccount watch failed; reconnecting'
+          : needList
+            ? 'ServiceAccount list failed; retrying'
+            : 'ServiceAccount watch failed; reconnecting'
       }
       failures++
       const delay = this.#delay(failures)
@@ -352,7 +359,12 @@ export class ServiceAccountCache implements ServiceAccountSource {
     this.#resourceVersion = await this.#api.list(this.#pageSize, signal, sa => fresh.set(sa))
     // Swap only after a complete list, so lookups keep being answered from the old copy meanwhile.
     this.#store = fresh
-    this.#logger.info('ServiceAccount list complete', { serviceAccounts: fresh.size, resourceVersion: this.#resourceVersion, metadataOnly: this.#api.metadataOnly, ms: this.#epochMs() - started })
+    this.#logger.info('ServiceAccount list complete', {
+      serviceAccounts: fresh.size,
+      resourceVersion: this.#resourceVersion,
+      metadataOnly: this.#api.metadataOnly,
+      ms: this.#epochMs() - started,
+    })
     this.#synced = true
     this.#current = true
     this.#confirmedAt = this.#epochMs()

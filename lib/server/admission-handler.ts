@@ -96,19 +96,24 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       read.bytes += bytes
     }
     try {
-      if (!admissionPaths.includes(requestPath(req))) return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
+      if (!admissionPaths.includes(requestPath(req)))
+        return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
       if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new WebhookError('UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json')
       }
       // Absent (chunked) gives NaN, which is never over the limit: then the streaming count decides.
       const declared = Number(req.headers['content-length'])
-      if (declared > maxRequestBytes) throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
+      if (declared > maxRequestBytes)
+        throw new WebhookError('BODY_TOO_LARGE', `request body is larger than ${maxRequestBytes} bytes`)
       reading.add(read)
       const bounds = { count, timeoutMs: bodyMs, onStart: (stop: Reading['stop']) => (read.stop = stop) }
-      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW', bounds)
-        .finally(() => reading.delete(read))
-      const review = parseReview(parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')))
+      const text = await readStream(req, maxRequestBytes, 'request body', 'BAD_REVIEW', bounds).finally(() =>
+        reading.delete(read),
+      )
+      const review = parseReview(
+        parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')),
+      )
       const result = await admit(review, source)
       summary = result.summary
       send(res, 200, result.response, 'application/json')

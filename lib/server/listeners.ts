@@ -47,8 +47,12 @@ const maxConnections = 1024
 
 // TLS 1.2 (only when asked for) is limited to forward-secret AEAD suites; TLS 1.3 suites are all of that kind.
 const tls12Ciphers = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
 
 /** TLS options for a pair; used at start and on every certificate reload. */
@@ -106,11 +110,13 @@ const applyTimeouts = (server: http.Server, t: ServerTimeouts): void => {
   server.keepAliveTimeout = t.keepAliveMs
 }
 
-const routeHandler = (routes: ReadonlyMap<string, Listener>): Listener => (req, res) => {
-  const route = routes.get(requestPath(req))
-  if (route) return route(req, res)
-  send(res, 404, 'not found\n', plainText)
-}
+const routeHandler =
+  (routes: ReadonlyMap<string, Listener>): Listener =>
+  (req, res) => {
+    const route = routes.get(requestPath(req))
+    if (route) return route(req, res)
+    send(res, 404, 'not found\n', plainText)
+  }
 
 const closeServer = (server: http.Server): Promise<void> => new Promise(resolve => server.close(() => resolve()))
 
@@ -119,11 +125,14 @@ export const startServers = async (options: ServersOptions): Promise<RunningServ
   const t = options.timeouts ?? defaultTimeouts
   const { admission } = options
   const { bodyMs } = t
-  const secure = https.createServer({
-    ...secureOptions(admission.tls, admission.minVersion),
-    connectionsCheckingInterval: t.checkIntervalMs,
-    handshakeTimeout: t.handshakeMs,
-  }, (req, res) => admission.handler(req, res, bodyMs))
+  const secure = https.createServer(
+    {
+      ...secureOptions(admission.tls, admission.minVersion),
+      connectionsCheckingInterval: t.checkIntervalMs,
+      handshakeTimeout: t.handshakeMs,
+    },
+    (req, res) => admission.handler(req, res, bodyMs),
+  )
   applyTimeouts(secure, t)
   secure.maxConnections = maxConnections
   // A failed or timed-out handshake must not leave its socket open.
@@ -146,21 +155,22 @@ export const startServers = async (options: ServersOptions): Promise<RunningServ
       admissionPort,
       plainPorts,
       setCertificate: pair => secure.setSecureContext(secureOptions(pair, admission.minVersion)),
-      drainAdmission: timeoutMs => new Promise(resolve => {
-        const timer = setTimeout(() => {
-          clearInterval(idle)
-          secure.closeAllConnections()
-          resolve(false)
-        }, timeoutMs)
-        // Connections that finish their last request while we drain become idle: close them as they do.
-        const idle = setInterval(() => secure.closeIdleConnections(), 100)
-        secure.close(() => {
-          clearTimeout(timer)
-          clearInterval(idle)
-          resolve(true)
-        })
-        secure.closeIdleConnections()
-      }),
+      drainAdmission: timeoutMs =>
+        new Promise(resolve => {
+          const timer = setTimeout(() => {
+            clearInterval(idle)
+            secure.closeAllConnections()
+            resolve(false)
+          }, timeoutMs)
+          // Connections that finish their last request while we drain become idle: close them as they do.
+          const idle = setInterval(() => secure.closeIdleConnections(), 100)
+          secure.close(() => {
+            clearTimeout(timer)
+            clearInterval(idle)
+            resolve(true)
+          })
+          secure.closeIdleConnections()
+        }),
       closePlain: async () => {
         for (const p of plain) p.server.closeAllConnections()
         await Promise.all(plain.map(p => closeServer(p.server)))

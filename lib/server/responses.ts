@@ -25,7 +25,13 @@ export const requestPath = (req: http.IncomingMessage): string => {
 export const plainText = 'text/plain; charset=utf-8'
 
 /** Answers with a complete body: the length is always declared, so keep-alive connections stay usable. */
-export const send = (res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void => {
+export const send = (
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  contentType: string,
+  headers: Readonly<Record<string, string>> = {},
+): void => {
   res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), ...headers })
   res.end(body)
 }

@@ -67,7 +67,11 @@ const defaultDebounceMs = 200
 const describeReadError = (what: string, file: string, e: unknown): WebhookError => {
   const code = errorCode(e) // fs/promises rejects with an ErrnoException
   if (code === 'ENOENT') {
-    return new WebhookError('TLS', `TLS ${what} file ${file} does not exist (set --cert-dir or --tls-${what === 'certificate' ? 'cert' : 'key'}-file)`, { cause: e })
+    return new WebhookError(
+      'TLS',
+      `TLS ${what} file ${file} does not exist (set --cert-dir or --tls-${what === 'certificate' ? 'cert' : 'key'}-file)`,
+      { cause: e },
+    )
   }
   return new WebhookError('TLS', `TLS ${what} file ${file} cannot be read (${code})`, { cause: e })
 }
@@ -91,13 +95,20 @@ const beginCertificate = '-----BEGIN CERTIFICATE-----'
 /** Validates raw file contents; the messages name the file and the problem but never quote its contents. */
 const parsePair = ({ certFile, keyFile, cert, key }: Files): TlsPair => {
   if (!cert.includes(beginCertificate)) {
-    throw new WebhookError('TLS', `TLS certificate file ${certFile} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`)
+    throw new WebhookError(
+      'TLS',
+      `TLS certificate file ${certFile} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`,
+    )
   }
   let x509: X509Certificate
   try {
     x509 = new X509Certificate(cert)
   } catch (e) {
-    throw new WebhookError('TLS', `TLS certificate file ${certFile} holds a PEM block that is not a valid X.509 certificate`, { cause: e })
+    throw new WebhookError(
+      'TLS',
+      `TLS certificate file ${certFile} holds a PEM block that is not a valid X.509 certificate`,
+      { cause: e },
+    )
   }
   // X509Certificate reads only the leaf, but the TLS server loads every block: a corrupt chain would only
   // surface when the server starts, or be handed to it on reload.
@@ -167,9 +178,10 @@ export const judgeRenewal = (files: Files, current: TlsPair, t: number): Verdict
   if (problem === 'valid' || validity(current, t) !== 'valid') return { install: next }
   const what = `TLS certificate file ${files.certFile} (serial ${next.serial})`
   const window = `valid from ${next.notBefore.toISOString()} to ${next.notAfter.toISOString()}`
-  const message = problem === 'expired'
-    ? `${what} has expired (${window}); install a renewed certificate`
-    : `${what} is not valid yet (${window}); it goes into service then if still in place`
+  const message =
+    problem === 'expired'
+      ? `${what} has expired (${window}); install a renewed certificate`
+      : `${what} is not valid yet (${window}); it goes into service then if still in place`
   const recheckAt = problem === 'expired' ? Infinity : next.notBefore.getTime()
   return { reason: new WebhookError('TLS', message), refused: next, recheckAt }
 }
@@ -229,8 +241,14 @@ const watchDirectories = (files: readonly string[], onEvent: () => void, logger:
 export const createTlsReloader = async (options: TlsReloaderOptions): Promise<TlsReloader> => {
   const { certFile, keyFile, logger, debounceMs = defaultDebounceMs } = options
   const now = options.currentDate ?? (() => new Date())
-  const reloads = options.registry.counter('certificate_reloads_total', 'Certificate reload attempts after start, by result.')
-  const expiry = options.registry.gauge('certificate_expiry_timestamp_seconds', 'Expiry (notAfter) of the serving certificate, Unix seconds.')
+  const reloads = options.registry.counter(
+    'certificate_reloads_total',
+    'Certificate reload attempts after start, by result.',
+  )
+  const expiry = options.registry.gauge(
+    'certificate_expiry_timestamp_seconds',
+    'Expiry (notAfter) of the serving certificate, Unix seconds.',
+  )
 
   const announce = (pair: TlsPair, msg: string): void => {
     const fields = { serial: pair.serial, notAfter: pair.notAfter.toISOString(), certFile }
@@ -264,11 +282,16 @@ export const createTlsReloader = async (options: TlsReloaderOptions): Promise<Tl
   announce(first, 'TLS certificate loaded')
 
   // Only our own messages are logged: they name files and problems, never key or certificate contents.
-  const reasonOf = (e: unknown): string => (isWebhookError(e) ? e.message : 'the new certificate was rejected by the server')
+  const reasonOf = (e: unknown): string =>
+    isWebhookError(e) ? e.message : 'the new certificate was rejected by the server'
   const fail = (e: unknown, refused?: TlsPair): void => {
     reloads.inc({ result: 'failure' })
-    const renewal = refused && { certFile, newSerial: refused.serial, newNotBefore: refused.notBefore.toISOString(),
-      newNotAfter: refused.notAfter.toISOString() }
+    const renewal = refused && {
+      certFile,
+      newSerial: refused.serial,
+      newNotBefore: refused.notBefore.toISOString(),
+      newNotAfter: refused.notAfter.toISOString(),
+    }
     const line = { reason: reasonOf(e), serial: state.current.serial, ...renewal }
     logger.error('TLS certificate reload failed; keeping the certificate in service', line)
   }

@@ -14,13 +14,21 @@ export interface WebhookMetrics {
 }
 
 /** Registers the webhook's series and the process gauges (resident memory, start time). */
-export const registerWebhookMetrics = (registry: Registry, startTimeSeconds: number, rss: () => number = () => process.memoryUsage.rss()): WebhookMetrics => {
+export const registerWebhookMetrics = (
+  registry: Registry,
+  startTimeSeconds: number,
+  rss: () => number = () => process.memoryUsage.rss(),
+): WebhookMetrics => {
   const metrics: WebhookMetrics = {
     reviews: registry.counter('reviews_total', 'Admission reviews by outcome (mutated, skipped, denied, error).'),
     duration: registry.histogram('review_duration_seconds', 'Time from request to response for well-formed reviews.'),
     inFlight: registry.gauge('in_flight_requests', 'Requests being handled on the admission port.'),
   }
   registry.gauge('process_resident_memory_bytes', 'Resident memory of this process.', rss)
-  registry.gauge('process_start_time_seconds', 'Start time of this process since the Unix epoch.', () => startTimeSeconds)
+  registry.gauge(
+    'process_start_time_seconds',
+    'Start time of this process since the Unix epoch.',
+    () => startTimeSeconds,
+  )
   return metrics
 }

@@ -64,7 +64,11 @@ const staticSource = async (files: readonly string[]): Promise<ManagedSource> =>
 })
 
 const apiSource = async (
-  config: WebhookConfig, api: ApiMode, env: Env, logger: Logger, registry: Registry,
+  config: WebhookConfig,
+  api: ApiMode,
+  env: Env,
+  logger: Logger,
+  registry: Registry,
 ): Promise<ManagedSource> => {
   const connection = await resolveKubeConnection({ ...api.connection, env })
   const client = new KubeClient({ connection, registry })
@@ -90,17 +94,23 @@ const apiSource = async (
 const plainListeners = (config: WebhookConfig, registry: Registry, notReady: () => string | undefined) => {
   const health = new Map<string, Listener>([
     ['/healthz', (_req, res) => send(res, 200, 'ok\n', plainText)],
-    ['/readyz', (_req, res) => {
-      const why = notReady()
-      send(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n', plainText)
-    }],
+    [
+      '/readyz',
+      (_req, res) => {
+        const why = notReady()
+        send(res, why ? 503 : 200, why ? `not ready: ${why}\n` : 'ok\n', plainText)
+      },
+    ],
   ])
   const metrics = new Map<string, Listener>([
     ['/metrics', (_req, res) => send(res, 200, registry.render(), 'text/plain; version=0.0.4; charset=utf-8')],
   ])
   return config.healthPort === config.metricsPort && config.healthPort !== 0
     ? [{ port: config.healthPort, routes: new Map([...health, ...metrics]) }]
-    : [{ port: config.healthPort, routes: health }, { port: config.metricsPort, routes: metrics }]
+    : [
+        { port: config.healthPort, routes: health },
+        { port: config.metricsPort, routes: metrics },
+      ]
 }
 
 /** A running webhook: its bound ports and a way to stop it. */
@@ -115,7 +125,13 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
   const registry = new Registry()
   const metrics = registerWebhookMetrics(registry, Math.round(Date.now() / 1000))
   let servers: RunningServers | undefined
-  const tls = await createTlsReloader({ certFile: config.certFile, keyFile: config.keyFile, logger, registry, onReload: pair => servers?.setCertificate(pair) })
+  const tls = await createTlsReloader({
+    certFile: config.certFile,
+    keyFile: config.keyFile,
+    logger,
+    registry,
+    onReload: pair => servers?.setCertificate(pair),
+  })
   let managed: ManagedSource
   try {
     const sa = config.serviceAccounts
@@ -134,7 +150,12 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
         port: config.port,
         tls: tls.current(),
         minVersion: config.tlsMinVersion,
-        handler: createAdmissionHandler({ source: managed.source, logger, metrics, maxRequestBytes: config.maxRequestBytes }),
+        handler: createAdmissionHandler({
+          source: managed.source,
+          logger,
+          metrics,
+          maxRequestBytes: config.maxRequestBytes,
+        }),
       },
       plain: plainListeners(config, registry, notReady),
     })
@@ -147,7 +168,11 @@ export const startWebhook = async (config: WebhookConfig, env: Env, logger: Logg
   }
   managed.start()
   const running = servers
-  const ports = { admission: running.admissionPort, health: running.plainPorts[0] as number, metrics: running.plainPorts.at(-1) as number }
+  const ports = {
+    admission: running.admissionPort,
+    health: running.plainPorts[0] as number,
+    metrics: running.plainPorts.at(-1) as number,
+  }
   logger.info('listening', {
     admissionPort: ports.admission,
     healthPort: ports.health,

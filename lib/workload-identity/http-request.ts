@@ -66,6 +66,9 @@ export const sendRequest = (req: OutboundRequest): Promise<OutboundResponse> =>
       reject(e)
     }
     outgoing.on('error', fail)
-    timer = setTimeout(() => outgoing.destroy(new Error(`no complete response within ${req.timeoutMs} ms`)), req.timeoutMs)
+    timer = setTimeout(
+      () => outgoing.destroy(new Error(`no complete response within ${req.timeoutMs} ms`)),
+      req.timeoutMs,
+    )
     outgoing.end(req.body)
   })

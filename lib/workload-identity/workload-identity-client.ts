@@ -148,4 +148,6 @@ export class WorkloadIdentityClient {
 
 /** `expires_in` (seconds, counted from when the request was sent) as an instant; undefined when unusable. */
 const expiresInAt = (expiresIn: unknown, startedAt: number): number | undefined =>
-  typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0 ? startedAt + expiresIn * 1000 : undefined
+  typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0
+    ? startedAt + expiresIn * 1000
+    : undefined

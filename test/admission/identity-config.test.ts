@@ -1,5 +1,12 @@
 import t, { type Test } from 'tap'
-import { isPlainEmail, parseBoolean, podOptsOut, resolveIdentity, skippedContainers, tokenFileProblem } from '../../lib/admission/identity-config.js'
+import {
+  isPlainEmail,
+  parseBoolean,
+  podOptsOut,
+  resolveIdentity,
+  skippedContainers,
+  tokenFileProblem,
+} from '../../lib/admission/identity-config.js'
 import { isWebhookError } from '../../lib/errors.js'
 import type { ServiceAccount } from '../../lib/admission/serviceaccount.js'
 
@@ -15,13 +22,18 @@ const none = new Map<string, string>()
 const keyed = (entries: Record<string, string>): Map<string, string> =>
   new Map(Object.entries(entries).map(([k, v]) => [P + k, v]))
 /** ServiceAccount annotations with the e-mail set, plus `more`. */
-const ours = (more: Record<string, string> = {}): Record<string, string> =>
-  ({ 'service-account-email': email, ...more })
+const ours = (more: Record<string, string> = {}): Record<string, string> => ({
+  'service-account-email': email,
+  ...more,
+})
 const skipKey = 'skip-pod-identity-webhook'
 
 /** Asserts an inject decision with the expected configuration fields, env and warnings. */
 const expectInject = (
-  t: Test, name: string, d: ReturnType<typeof resolveIdentity>, expect: Record<string, unknown>,
+  t: Test,
+  name: string,
+  d: ReturnType<typeof resolveIdentity>,
+  expect: Record<string, unknown>,
   warnings: readonly string[],
 ): void => {
   if (d.kind !== 'inject') {
@@ -30,32 +42,112 @@ const expectInject = (
   }
   const { env, ...rest } = expect
   t.match(d.config, rest, name)
-  if (env) t.same(d.config.env.map(e => [e.name, e.value]), env, `${name}: env`)
+  if (env)
+    t.same(
+      d.config.env.map(e => [e.name, e.value]),
+      env,
+      `${name}: env`,
+    )
   t.equal(d.config.email, email, `${name}: email`)
   t.same(d.warnings, warnings, `${name}: warnings`)
-  t.ok(d.warnings.every(w => w.length < 120), `${name}: warnings fit a header`)
+  t.ok(
+    d.warnings.every(w => w.length < 120),
+    `${name}: warnings fit a header`,
+  )
 }
 
 t.test('valid annotations → configuration', async t => {
-  type Row = [name: string, annotations: Record<string, string>, pod: Record<string, string>, expect: Record<string, unknown>]
+  type Row = [
+    name: string,
+    annotations: Record<string, string>,
+    pod: Record<string, string>,
+    expect: Record<string, unknown>,
+  ]
   const rows: Row[] = [
-    ['e-mail only → defaults', { 'service-account-email': email }, {},
-      { audience: 'sts.accounts.stackit.cloud', expirationSeconds: 600, mountPath: '/var/run/secrets/stackit.cloud/serviceaccount', tokenPath: 'token', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email]] }],
+    [
+      'e-mail only → defaults',
+      { 'service-account-email': email },
+      {},
+      {
+        audience: 'sts.accounts.stackit.cloud',
+        expirationSeconds: 600,
+        mountPath: '/var/run/secrets/stackit.cloud/serviceaccount',
+        tokenPath: 'token',
+        env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email]],
+      },
+    ],
     ['custom audience', { 'service-account-email': email, audience: 'my-aud' }, {}, { audience: 'my-aud' }],
-    ['expiration at the lower bound', { 'service-account-email': email, 'service-account-token-expiration-seconds': '600' }, {}, { expirationSeconds: 600 }],
-    ['expiration at the upper bound', { 'service-account-email': email, 'service-account-token-expiration-seconds': '4294967296' }, {}, { expirationSeconds: 4294967296 }],
-    ['Pod override wins over ServiceAccount', { 'service-account-email': email, 'service-account-token-expiration-seconds': '1200' }, { 'service-account-token-expiration-seconds': '3600' }, { expirationSeconds: 3600 }],
-    ['idp token expiration → env', { 'service-account-email': email, 'idp-token-expiration-seconds': '900' }, {},
-      { env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email], ['STACKIT_IDP_TOKEN_EXPIRATION_SECONDS', '900']] }],
-    ['idp token endpoint → env', { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/token' }, {},
-      { env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email], ['STACKIT_IDP_TOKEN_ENDPOINT', 'https://idp.example.com/token']] }],
-    ['federated token file → mount dir, file name, env', { 'service-account-email': email, 'federated-token-file': '/custom/path/jwt' }, {},
-      { mountPath: '/custom/path', tokenPath: 'jwt', env: [['STACKIT_SERVICE_ACCOUNT_EMAIL', email], ['STACKIT_FEDERATED_TOKEN_FILE', '/custom/path/jwt']] }],
-    ['skip annotation "false" does not skip', { 'service-account-email': email, 'skip-pod-identity-webhook': 'false' }, {}, { audience: 'sts.accounts.stackit.cloud' }],
-    ['federated token file whose directory starts with ".." is fine',
-      ours({ 'federated-token-file': '/var/..run/token' }), {}, { mountPath: '/var/..run', tokenPath: 'token' }],
-    ['federated token file name with ".." inside is fine', ours({ 'federated-token-file': '/var/run/a..token' }), {},
-      { tokenPath: 'a..token' }],
+    [
+      'expiration at the lower bound',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '600' },
+      {},
+      { expirationSeconds: 600 },
+    ],
+    [
+      'expiration at the upper bound',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '4294967296' },
+      {},
+      { expirationSeconds: 4294967296 },
+    ],
+    [
+      'Pod override wins over ServiceAccount',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '1200' },
+      { 'service-account-token-expiration-seconds': '3600' },
+      { expirationSeconds: 3600 },
+    ],
+    [
+      'idp token expiration → env',
+      { 'service-account-email': email, 'idp-token-expiration-seconds': '900' },
+      {},
+      {
+        env: [
+          ['STACKIT_SERVICE_ACCOUNT_EMAIL', email],
+          ['STACKIT_IDP_TOKEN_EXPIRATION_SECONDS', '900'],
+        ],
+      },
+    ],
+    [
+      'idp token endpoint → env',
+      { 'service-account-email': email, 'idp-token-endpoint': 'https://idp.example.com/token' },
+      {},
+      {
+        env: [
+          ['STACKIT_SERVICE_ACCOUNT_EMAIL', email],
+          ['STACKIT_IDP_TOKEN_ENDPOINT', 'https://idp.example.com/token'],
+        ],
+      },
+    ],
+    [
+      'federated token file → mount dir, file name, env',
+      { 'service-account-email': email, 'federated-token-file': '/custom/path/jwt' },
+      {},
+      {
+        mountPath: '/custom/path',
+        tokenPath: 'jwt',
+        env: [
+          ['STACKIT_SERVICE_ACCOUNT_EMAIL', email],
+          ['STACKIT_FEDERATED_TOKEN_FILE', '/custom/path/jwt'],
+        ],
+      },
+    ],
+    [
+      'skip annotation "false" does not skip',
+      { 'service-account-email': email, 'skip-pod-identity-webhook': 'false' },
+      {},
+      { audience: 'sts.accounts.stackit.cloud' },
+    ],
+    [
+      'federated token file whose directory starts with ".." is fine',
+      ours({ 'federated-token-file': '/var/..run/token' }),
+      {},
+      { mountPath: '/var/..run', tokenPath: 'token' },
+    ],
+    [
+      'federated token file name with ".." inside is fine',
+      ours({ 'federated-token-file': '/var/run/a..token' }),
+      {},
+      { tokenPath: 'a..token' },
+    ],
   ]
   for (const [name, annotations, pod, expect] of rows) {
     expectInject(t, name, resolveIdentity(sa(annotations), keyed(pod)), expect, [])
@@ -64,8 +156,11 @@ t.test('valid annotations → configuration', async t => {
 
 t.test('an empty value counts as absent, with a warning naming it', async t => {
   type Row = [
-    name: string, annotations: Record<string, string>, pod: Record<string, string>,
-    expect: Record<string, unknown>, warning: string,
+    name: string,
+    annotations: Record<string, string>,
+    pod: Record<string, string>,
+    expect: Record<string, unknown>,
+    warning: string,
   ]
   const defaultsOnly = {
     audience: 'sts.accounts.stackit.cloud',
@@ -80,25 +175,53 @@ t.test('an empty value counts as absent, with a warning naming it', async t => {
   const rows: Row[] = [
     ['empty audience → default', ours({ audience: '' }), {}, defaultsOnly, onSa('audience')],
     ['empty token expiration → default', ours({ [expiration]: '' }), {}, defaultsOnly, onSa(expiration)],
-    ['empty idp token expiration → no env', ours({ 'idp-token-expiration-seconds': '' }), {}, defaultsOnly,
-      onSa('idp-token-expiration-seconds')],
-    ['empty idp token endpoint → no env', ours({ 'idp-token-endpoint': '' }), {}, defaultsOnly,
-      onSa('idp-token-endpoint')],
-    ['empty federated token file → default path, no env', ours({ 'federated-token-file': '' }), {}, defaultsOnly,
-      onSa('federated-token-file')],
+    [
+      'empty idp token expiration → no env',
+      ours({ 'idp-token-expiration-seconds': '' }),
+      {},
+      defaultsOnly,
+      onSa('idp-token-expiration-seconds'),
+    ],
+    [
+      'empty idp token endpoint → no env',
+      ours({ 'idp-token-endpoint': '' }),
+      {},
+      defaultsOnly,
+      onSa('idp-token-endpoint'),
+    ],
+    [
+      'empty federated token file → default path, no env',
+      ours({ 'federated-token-file': '' }),
+      {},
+      defaultsOnly,
+      onSa('federated-token-file'),
+    ],
     ['empty ServiceAccount skip → not skipped', ours({ [skipKey]: '' }), {}, defaultsOnly, onSa(skipKey)],
-    ['empty Pod token expiration → the ServiceAccount value', ours({ [expiration]: '1200' }), { [expiration]: '' },
-      { expirationSeconds: 1200 }, onPod(expiration)],
+    [
+      'empty Pod token expiration → the ServiceAccount value',
+      ours({ [expiration]: '1200' }),
+      { [expiration]: '' },
+      { expirationSeconds: 1200 },
+      onPod(expiration),
+    ],
     ['empty Pod skip annotation → not skipped', ours(), { [skipKey]: '' }, defaultsOnly, onPod(skipKey)],
-    ['empty Pod skip-containers → every container', ours(), { 'skip-containers': '' }, defaultsOnly,
-      onPod('skip-containers')],
+    [
+      'empty Pod skip-containers → every container',
+      ours(),
+      { 'skip-containers': '' },
+      defaultsOnly,
+      onPod('skip-containers'),
+    ],
   ]
   for (const [name, annotations, pod, expect, warning] of rows) {
     expectInject(t, name, resolveIdentity(sa(annotations), keyed(pod)), expect, [warning])
   }
   const label = resolveIdentity(sa(ours()), none, keyed({ [skipKey]: '' }))
-  t.same([label.kind, label.warnings], ['inject', [`Pod label ${skipKey} is empty: treated as absent`]],
-    'empty Pod skip label → not skipped')
+  t.same(
+    [label.kind, label.warnings],
+    ['inject', [`Pod label ${skipKey} is empty: treated as absent`]],
+    'empty Pod skip label → not skipped',
+  )
 })
 
 t.test('skips', async t => {
@@ -106,8 +229,16 @@ t.test('skips', async t => {
   const rows: Row[] = [
     ['no e-mail annotation', {}, /no service-account-email/],
     ['no e-mail, other annotations are not judged', { audience: '' }, /no service-account-email/],
-    ['ServiceAccount skip "true"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'true' }, /opted out/],
-    ['ServiceAccount skip "TRUE"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'TRUE' }, /opted out/],
+    [
+      'ServiceAccount skip "true"',
+      { 'service-account-email': email, 'skip-pod-identity-webhook': 'true' },
+      /opted out/,
+    ],
+    [
+      'ServiceAccount skip "TRUE"',
+      { 'service-account-email': email, 'skip-pod-identity-webhook': 'TRUE' },
+      /opted out/,
+    ],
   ]
   for (const [name, annotations, reason] of rows) {
     const d = resolveIdentity(sa(annotations), none)
@@ -127,9 +258,12 @@ t.test('an empty e-mail means "not ours": skipped, with a warning, nothing else 
 
 t.test('Pod skip label or annotation: "true" skips, another value is judged only when an identity applies', async t => {
   type Row = [
-    name: string, annotations: Record<string, string>,
-    labels: Record<string, string>, podAnnotations: Record<string, string>,
-    kind: 'inject' | 'skip', warnings: string[],
+    name: string,
+    annotations: Record<string, string>,
+    labels: Record<string, string>,
+    podAnnotations: Record<string, string>,
+    kind: 'inject' | 'skip',
+    warnings: string[],
   ]
   const ignored = (kind: string, shown: string): string =>
     `Pod ${kind} ${skipKey}=${shown} ignored: not "true" or "false", and no identity applies`
@@ -139,14 +273,31 @@ t.test('Pod skip label or annotation: "true" skips, another value is judged only
     ['annotation "True" → skipped', ours(), {}, { [skipKey]: 'True' }, 'skip', []],
     ['label "false" → injected', ours(), { [skipKey]: 'false' }, {}, 'inject', []],
     ['label "yes", annotation "true" → skipped', ours(), { [skipKey]: 'yes' }, { [skipKey]: 'true' }, 'skip', []],
-    ['label "yes", no identity → skipped with a warning naming the value', {}, { [skipKey]: 'yes' }, {},
-      'skip', [yes]],
-    ['label "yes", empty e-mail → skipped, both warnings', { 'service-account-email': '' }, { [skipKey]: 'yes' }, {},
-      'skip', ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent', yes]],
-    ['label "yes", ServiceAccount opted out → skipped with the warning', ours({ [skipKey]: 'true' }),
-      { [skipKey]: 'yes' }, {}, 'skip', [yes]],
-    ['annotation with a newline, no identity → the warning shows it escaped', {}, {}, { [skipKey]: 'true\n' }, 'skip',
-      [ignored('annotation', '"true\\n"')]],
+    ['label "yes", no identity → skipped with a warning naming the value', {}, { [skipKey]: 'yes' }, {}, 'skip', [yes]],
+    [
+      'label "yes", empty e-mail → skipped, both warnings',
+      { 'service-account-email': '' },
+      { [skipKey]: 'yes' },
+      {},
+      'skip',
+      ['ServiceAccount team-a/app annotation service-account-email is empty: treated as absent', yes],
+    ],
+    [
+      'label "yes", ServiceAccount opted out → skipped with the warning',
+      ours({ [skipKey]: 'true' }),
+      { [skipKey]: 'yes' },
+      {},
+      'skip',
+      [yes],
+    ],
+    [
+      'annotation with a newline, no identity → the warning shows it escaped',
+      {},
+      {},
+      { [skipKey]: 'true\n' },
+      'skip',
+      [ignored('annotation', '"true\\n"')],
+    ],
   ]
   for (const [name, annotations, labels, podAnnotations, kind, warnings] of rows) {
     const d = resolveIdentity(sa(annotations), keyed(podAnnotations), keyed(labels))
@@ -159,67 +310,231 @@ t.test('Pod skip label or annotation: "true" skips, another value is judged only
 
 t.test('invalid annotations → one denial naming each', async t => {
   type Row = [
-    name: string, annotations: Record<string, string>, pod: Record<string, string>, message: RegExp[],
+    name: string,
+    annotations: Record<string, string>,
+    pod: Record<string, string>,
+    message: RegExp[],
     labels?: Record<string, string>,
   ]
   const rows: Row[] = [
-    ['display-name e-mail', { 'service-account-email': 'App <app@sa.stackit.cloud>' }, {}, [/service-account-email="App <app@sa.stackit.cloud>" must be a plain e-mail/]],
+    [
+      'display-name e-mail',
+      { 'service-account-email': 'App <app@sa.stackit.cloud>' },
+      {},
+      [/service-account-email="App <app@sa.stackit.cloud>" must be a plain e-mail/],
+    ],
     ['e-mail with a space', { 'service-account-email': 'app @sa.stackit.cloud' }, {}, [/plain e-mail/]],
     ['e-mail without domain dot', { 'service-account-email': 'app@localhost' }, {}, [/plain e-mail/]],
     ['blank audience', { 'service-account-email': email, audience: '  ' }, {}, [/audience=" {2}" must be non-empty/]],
-    ['audience with surrounding spaces', { 'service-account-email': email, audience: ' a ' }, {}, [/without surrounding spaces/]],
-    ['expiration below 600', { 'service-account-email': email, 'service-account-token-expiration-seconds': '599' }, {}, [/="599" must be a whole number of seconds from 600 to 4294967296/]],
-    ['expiration above 2^32', { 'service-account-email': email, 'service-account-token-expiration-seconds': '4294967297' }, {}, [/="4294967297"/]],
-    ['expiration not a number', { 'service-account-email': email, 'service-account-token-expiration-seconds': 'not-a-number' }, {}, [/"not-a-number"/]],
-    ['expiration negative', { 'service-account-email': email, 'service-account-token-expiration-seconds': '-600' }, {}, [/"-600"/]],
-    ['expiration decimal', { 'service-account-email': email, 'service-account-token-expiration-seconds': '600.5' }, {}, [/"600.5"/]],
-    ['expiration exponent', { 'service-account-email': email, 'service-account-token-expiration-seconds': '6e2' }, {}, [/"6e2"/]],
-    ['Pod override below 600', { 'service-account-email': email }, { 'service-account-token-expiration-seconds': '60' }, [/^Pod annotation .*="60" must be/]],
-    ['idp expiration zero', { 'service-account-email': email, 'idp-token-expiration-seconds': '0' }, {}, [/idp-token-expiration-seconds="0" must be a positive whole number/]],
+    [
+      'audience with surrounding spaces',
+      { 'service-account-email': email, audience: ' a ' },
+      {},
+      [/without surrounding spaces/],
+    ],
+    [
+      'expiration below 600',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '599' },
+      {},
+      [/="599" must be a whole number of seconds from 600 to 4294967296/],
+    ],
+    [
+      'expiration above 2^32',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '4294967297' },
+      {},
+      [/="4294967297"/],
+    ],
+    [
+      'expiration not a number',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': 'not-a-number' },
+      {},
+      [/"not-a-number"/],
+    ],
+    [
+      'expiration negative',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '-600' },
+      {},
+      [/"-600"/],
+    ],
+    [
+      'expiration decimal',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '600.5' },
+      {},
+      [/"600.5"/],
+    ],
+    [
+      'expiration exponent',
+      { 'service-account-email': email, 'service-account-token-expiration-seconds': '6e2' },
+      {},
+      [/"6e2"/],
+    ],
+    [
+      'Pod override below 600',
+      { 'service-account-email': email },
+      { 'service-account-token-expiration-seconds': '60' },
+      [/^Pod annotation .*="60" must be/],
+    ],
+    [
+      'idp expiration zero',
+      { 'service-account-email': email, 'idp-token-expiration-seconds': '0' },
+      {},
+      [/idp-token-expiration-seconds="0" must be a positive whole number/],
+    ],
     ['idp expiration text', { 'service-account-email': email, 'idp-token-expiration-seconds': 'soon' }, {}, [/"soon"/]],
-    ['idp endpoint http', { 'service-account-email': email, 'idp-token-endpoint': 'http://idp.example.com/token' }, {}, [/idp-token-endpoint="http:\/\/idp.example.com\/token" must be an absolute https:\/\/ URL/]],
-    ['idp endpoint relative', { 'service-account-email': email, 'idp-token-endpoint': '/oauth/token' }, {}, [/must be an absolute https/]],
-    ['idp endpoint with credentials', { 'service-account-email': email, 'idp-token-endpoint': 'https://u:p@idp.example.com/' }, {}, [/without credentials/]],
-    ['idp endpoint with spaces', { 'service-account-email': email, 'idp-token-endpoint': ' https://idp.example.com/' }, {}, [/must be an absolute https/]],
-    ['token file relative', { 'service-account-email': email, 'federated-token-file': 'token' }, {}, [/federated-token-file="token" must be an absolute path/]],
-    ['token file with ..', { 'service-account-email': email, 'federated-token-file': '/var/../etc/token' }, {}, [/must not contain "\.\." elements/]],
-    ['token file not normalised', { 'service-account-email': email, 'federated-token-file': '/var//run/token' }, {}, [/must be normalised/]],
-    ['token file trailing slash', { 'service-account-email': email, 'federated-token-file': '/var/run/' }, {}, [/end in a file name/]],
-    ['token file directly in /', { 'service-account-email': email, 'federated-token-file': '/token' }, {}, [/not directly in "\/"/]],
-    ['token file with a colon', { 'service-account-email': email, 'federated-token-file': '/var/run:x/token' }, {}, [/must not contain whitespace/]],
-    ['skip annotation "yes"', { 'service-account-email': email, 'skip-pod-identity-webhook': 'yes' }, {}, [/skip-pod-identity-webhook="yes" must be "true" or "false"/]],
-    ['three errors together', { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' }, {},
-      [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/]],
+    [
+      'idp endpoint http',
+      { 'service-account-email': email, 'idp-token-endpoint': 'http://idp.example.com/token' },
+      {},
+      [/idp-token-endpoint="http:\/\/idp.example.com\/token" must be an absolute https:\/\/ URL/],
+    ],
+    [
+      'idp endpoint relative',
+      { 'service-account-email': email, 'idp-token-endpoint': '/oauth/token' },
+      {},
+      [/must be an absolute https/],
+    ],
+    [
+      'idp endpoint with credentials',
+      { 'service-account-email': email, 'idp-token-endpoint': 'https://u:p@idp.example.com/' },
+      {},
+      [/without credentials/],
+    ],
+    [
+      'idp endpoint with spaces',
+      { 'service-account-email': email, 'idp-token-endpoint': ' https://idp.example.com/' },
+      {},
+      [/must be an absolute https/],
+    ],
+    [
+      'token file relative',
+      { 'service-account-email': email, 'federated-token-file': 'token' },
+      {},
+      [/federated-token-file="token" must be an absolute path/],
+    ],
+    [
+      'token file with ..',
+      { 'service-account-email': email, 'federated-token-file': '/var/../etc/token' },
+      {},
+      [/must not contain "\.\." elements/],
+    ],
+    [
+      'token file not normalised',
+      { 'service-account-email': email, 'federated-token-file': '/var//run/token' },
+      {},
+      [/must be normalised/],
+    ],
+    [
+      'token file trailing slash',
+      { 'service-account-email': email, 'federated-token-file': '/var/run/' },
+      {},
+      [/end in a file name/],
+    ],
+    [
+      'token file directly in /',
+      { 'service-account-email': email, 'federated-token-file': '/token' },
+      {},
+      [/not directly in "\/"/],
+    ],
+    [
+      'token file with a colon',
+      { 'service-account-email': email, 'federated-token-file': '/var/run:x/token' },
+      {},
+      [/must not contain whitespace/],
+    ],
+    [
+      'skip annotation "yes"',
+      { 'service-account-email': email, 'skip-pod-identity-webhook': 'yes' },
+      {},
+      [/skip-pod-identity-webhook="yes" must be "true" or "false"/],
+    ],
+    [
+      'three errors together',
+      { 'service-account-email': 'x', audience: ' ', 'idp-token-expiration-seconds': '-1' },
+      {},
+      [/service-account-email="x"/, /audience=" "/, /idp-token-expiration-seconds="-1"/, /Fix the annotations/],
+    ],
     // Kubernetes rejects a projected token path that starts with ".." (validateLocalNonReservedPath).
-    ['token file name starting with ".."', ours({ 'federated-token-file': '/var/run/stackit/..token' }), {},
-      [/federated-token-file="\/var\/run\/stackit\/\.\.token" must not name a file that starts with "\.\."/]],
-    ['token file name "..data"', ours({ 'federated-token-file': '/var/run/stackit/..data' }), {},
-      [/starts with "\.\."/]],
+    [
+      'token file name starting with ".."',
+      ours({ 'federated-token-file': '/var/run/stackit/..token' }),
+      {},
+      [/federated-token-file="\/var\/run\/stackit\/\.\.token" must not name a file that starts with "\.\."/],
+    ],
+    [
+      'token file name "..data"',
+      ours({ 'federated-token-file': '/var/run/stackit/..data' }),
+      {},
+      [/starts with "\.\."/],
+    ],
     // WHATWG URL parsing strips TAB and newlines, so the URL check alone let them through into the env value.
-    ['idp endpoint with a TAB inside', ours({ 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }), {},
-      [/idp-token-endpoint="https:\/\/idp\.example\.com\/\\ttoken" must not contain control characters/]],
-    ['idp endpoint with a newline inside', ours({ 'idp-token-endpoint': 'https://idp.exam\nple.com/token' }), {},
-      [/="https:\/\/idp\.exam\\nple\.com\/token" must not contain control/]],
-    ['idp endpoint with DEL', ours({ 'idp-token-endpoint': 'https://idp.example.com/\u007f' }), {},
-      [/\\u007f" must not contain control/]],
-    ['idp endpoint with a C1 control (NEL)', ours({ 'idp-token-endpoint': 'https://idp.example.com/\u0085' }), {},
-      [/\\u0085" must not contain control/]],
-    ['audience with a control character', ours({ audience: 'sts\u0001aud' }), {},
-      [/audience="sts\\u0001aud" must not contain control/]],
-    ['e-mail with a newline', { 'service-account-email': 'app@sa.stackit.cloud\n' }, {},
-      [/service-account-email="app@sa\.stackit\.cloud\\n" must not contain control/]],
-    ['token file with a control character', ours({ 'federated-token-file': '/var/run/\u001btoken' }), {},
-      [/federated-token-file="\/var\/run\/\\u001btoken" must not contain control/]],
-    ['idp expiration with a newline', ours({ 'idp-token-expiration-seconds': '900\n' }), {},
-      [/idp-token-expiration-seconds="900\\n" must not contain control/]],
-    ['Pod skip label "yes" with an identity', ours(), {},
-      [/^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. /,
-        /\. Fix the annotation and create the Pod again\.$/],
-      { [skipKey]: 'yes' }],
-    ['ServiceAccount and Pod problems together, the ServiceAccount first', ours({ audience: ' ' }), {},
-      [/^ServiceAccount team-a\/app annotation .*audience=" ".*; Pod label .*="yes" must be "true" or "false"\. /,
-        /Fix the annotations/],
-      { [skipKey]: 'yes' }],
+    [
+      'idp endpoint with a TAB inside',
+      ours({ 'idp-token-endpoint': 'https://idp.example.com/\ttoken' }),
+      {},
+      [/idp-token-endpoint="https:\/\/idp\.example\.com\/\\ttoken" must not contain control characters/],
+    ],
+    [
+      'idp endpoint with a newline inside',
+      ours({ 'idp-token-endpoint': 'https://idp.exam\nple.com/token' }),
+      {},
+      [/="https:\/\/idp\.exam\\nple\.com\/token" must not contain control/],
+    ],
+    [
+      'idp endpoint with DEL',
+      ours({ 'idp-token-endpoint': 'https://idp.example.com/\u007f' }),
+      {},
+      [/\\u007f" must not contain control/],
+    ],
+    [
+      'idp endpoint with a C1 control (NEL)',
+      ours({ 'idp-token-endpoint': 'https://idp.example.com/\u0085' }),
+      {},
+      [/\\u0085" must not contain control/],
+    ],
+    [
+      'audience with a control character',
+      ours({ audience: 'sts\u0001aud' }),
+      {},
+      [/audience="sts\\u0001aud" must not contain control/],
+    ],
+    [
+      'e-mail with a newline',
+      { 'service-account-email': 'app@sa.stackit.cloud\n' },
+      {},
+      [/service-account-email="app@sa\.stackit\.cloud\\n" must not contain control/],
+    ],
+    [
+      'token file with a control character',
+      ours({ 'federated-token-file': '/var/run/\u001btoken' }),
+      {},
+      [/federated-token-file="\/var\/run\/\\u001btoken" must not contain control/],
+    ],
+    [
+      'idp expiration with a newline',
+      ours({ 'idp-token-expiration-seconds': '900\n' }),
+      {},
+      [/idp-token-expiration-seconds="900\\n" must not contain control/],
+    ],
+    [
+      'Pod skip label "yes" with an identity',
+      ours(),
+      {},
+      [
+        /^Pod label workload-identity\.stackit\.cloud\/skip-pod-identity-webhook="yes" must be "true" or "false"\. /,
+        /\. Fix the annotation and create the Pod again\.$/,
+      ],
+      { [skipKey]: 'yes' },
+    ],
+    [
+      'ServiceAccount and Pod problems together, the ServiceAccount first',
+      ours({ audience: ' ' }),
+      {},
+      [
+        /^ServiceAccount team-a\/app annotation .*audience=" ".*; Pod label .*="yes" must be "true" or "false"\. /,
+        /Fix the annotations/,
+      ],
+      { [skipKey]: 'yes' },
+    ],
   ]
   for (const [name, annotations, pod, messages, labels = {}] of rows) {
     const d = resolveIdentity(sa(annotations), keyed(pod), keyed(labels))
@@ -237,14 +552,30 @@ t.test('invalid annotations → one denial naming each', async t => {
 
 t.test('e-mail rule', async t => {
   const rows: [string, boolean][] = [
-    ['a@b.c', true], ['first.last+tag@sa.stackit.cloud', true], ['a@b', false], ['.a@b.c', false], ['a..b@c.d', false],
-    ['a@-b.c', false], ['"a"@b.c', false], ['a@b.c ', false], ['a@b..c', false], [`${'a'.repeat(250)}@b.cd`, false],
+    ['a@b.c', true],
+    ['first.last+tag@sa.stackit.cloud', true],
+    ['a@b', false],
+    ['.a@b.c', false],
+    ['a..b@c.d', false],
+    ['a@-b.c', false],
+    ['"a"@b.c', false],
+    ['a@b.c ', false],
+    ['a@b..c', false],
+    [`${'a'.repeat(250)}@b.cd`, false],
   ]
   for (const [v, ok] of rows) t.equal(isPlainEmail(v), ok, v)
 })
 
 t.test('booleans', async t => {
-  const rows: [string, boolean | undefined][] = [['true', true], ['True', true], ['false', false], ['FALSE', false], ['1', undefined], ['', undefined], ['yes', undefined]]
+  const rows: [string, boolean | undefined][] = [
+    ['true', true],
+    ['True', true],
+    ['false', false],
+    ['FALSE', false],
+    ['1', undefined],
+    ['', undefined],
+    ['yes', undefined],
+  ]
   for (const [v, b] of rows) t.equal(parseBoolean(v), b, JSON.stringify(v))
 })
 
@@ -277,7 +608,11 @@ t.test('Pod opt-out by label or annotation, by value', async t => {
 
 t.test('skip-containers list', async t => {
   const rows: [string | undefined, string[]][] = [
-    [undefined, []], ['', []], ['a', ['a']], ['a, b', ['a', 'b']], [' a ,, b ,', ['a', 'b']],
+    [undefined, []],
+    ['', []],
+    ['a', ['a']],
+    ['a, b', ['a', 'b']],
+    [' a ,, b ,', ['a', 'b']],
   ]
   for (const [v, names] of rows) {
     const m = v === undefined ? none : new Map([[`${P}skip-containers`, v]])

@@ -3,8 +3,16 @@ import { StaticServiceAccountSource, serviceAccountsFromDocument } from '../../l
 
 t.test('documents: one ServiceAccount, a List, a ServiceAccountList', async t => {
   const sa = { kind: 'ServiceAccount', metadata: { name: 'a', namespace: 'n' } }
-  t.same(serviceAccountsFromDocument(sa, 'f').map(s => `${s.namespace}/${s.name}`), ['n/a'])
-  t.same(serviceAccountsFromDocument({ kind: 'List', items: [sa, { metadata: { name: 'b' } }] }, 'f').map(s => `${s.namespace}/${s.name}`), ['n/a', 'default/b'])
+  t.same(
+    serviceAccountsFromDocument(sa, 'f').map(s => `${s.namespace}/${s.name}`),
+    ['n/a'],
+  )
+  t.same(
+    serviceAccountsFromDocument({ kind: 'List', items: [sa, { metadata: { name: 'b' } }] }, 'f').map(
+      s => `${s.namespace}/${s.name}`,
+    ),
+    ['n/a', 'default/b'],
+  )
   t.same(serviceAccountsFromDocument({ kind: 'ServiceAccountList', items: [] }, 'f'), [])
   const rows: [doc: unknown, message: RegExp][] = [
     [[], /^f: not a JSON object; expected a ServiceAccount or a List/],
@@ -15,11 +23,14 @@ t.test('documents: one ServiceAccount, a List, a ServiceAccountList', async t =>
     [{ kind: 'List', items: [{ metadata: { namespace: 'n' } }] }, /item 0 has no metadata.name/],
     [{ kind: 'List', items: [{}] }, /item 0 has no metadata.name/],
   ]
-  for (const [doc, message] of rows) t.throws(() => serviceAccountsFromDocument(doc, 'f'), { code: 'BAD_INPUT_FILE', message }, JSON.stringify(doc))
+  for (const [doc, message] of rows)
+    t.throws(() => serviceAccountsFromDocument(doc, 'f'), { code: 'BAD_INPUT_FILE', message }, JSON.stringify(doc))
 })
 
 t.test('static source', async t => {
-  const src = new StaticServiceAccountSource(serviceAccountsFromDocument({ kind: 'ServiceAccount', metadata: { name: 'a', namespace: 'n' } }, 'f'))
+  const src = new StaticServiceAccountSource(
+    serviceAccountsFromDocument({ kind: 'ServiceAccount', metadata: { name: 'a', namespace: 'n' } }, 'f'),
+  )
   t.equal(src.ready(), true)
   t.equal((await src.get('n', 'a'))?.name, 'a')
   t.equal(await src.get('n', 'b'), undefined)

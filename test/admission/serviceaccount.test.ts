@@ -12,8 +12,16 @@ t.test('only our-prefix string annotations are kept; unannotated ones share one 
 
 t.test('toServiceAccount', async t => {
   const rows: [name: string, obj: unknown, expect: unknown][] = [
-    ['full (resourceVersion not kept)', { metadata: { name: 'a', namespace: 'n', resourceVersion: '7', annotations: { [`${P}audience`]: 'x' } } }, { namespace: 'n', name: 'a', annotations: new Map([[`${P}audience`, 'x']]) }],
-    ['without annotations', { metadata: { name: 'a', namespace: 'n' } }, { namespace: 'n', name: 'a', annotations: new Map() }],
+    [
+      'full (resourceVersion not kept)',
+      { metadata: { name: 'a', namespace: 'n', resourceVersion: '7', annotations: { [`${P}audience`]: 'x' } } },
+      { namespace: 'n', name: 'a', annotations: new Map([[`${P}audience`, 'x']]) },
+    ],
+    [
+      'without annotations',
+      { metadata: { name: 'a', namespace: 'n' } },
+      { namespace: 'n', name: 'a', annotations: new Map() },
+    ],
     ['not an object', 'x', undefined],
     ['no metadata', {}, undefined],
     ['no name', { metadata: { namespace: 'n' } }, undefined],

@@ -47,7 +47,14 @@ const memory = (): { rss: number; heap: number; young: number } => {
   return { rss: m.rss, heap: m.heapUsed, young }
 }
 
-const perServiceAccount = (before: ReturnType<typeof memory>, after: ReturnType<typeof memory>, held: number): Pick<CacheProbeResult, 'rssBytesPerServiceAccount' | 'youngGenerationGrowthBytes' | 'heapBytesPerServiceAccount'> => ({
+const perServiceAccount = (
+  before: ReturnType<typeof memory>,
+  after: ReturnType<typeof memory>,
+  held: number,
+): Pick<
+  CacheProbeResult,
+  'rssBytesPerServiceAccount' | 'youngGenerationGrowthBytes' | 'heapBytesPerServiceAccount'
+> => ({
   rssBytesPerServiceAccount: (after.rss - before.rss) / held,
   youngGenerationGrowthBytes: after.young - before.young,
   heapBytesPerServiceAccount: (after.heap - before.heap) / held,
@@ -84,12 +91,20 @@ const listPages = async (onItem: (item: { metadata: { namespace: string; name: s
   do {
     const page = await new Promise<string>((resolve, reject) => {
       const q = `limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`
-      http.get(`${url}${serviceAccountsPath}?${q}`, { agent, headers: { accept: accepts.list } }, res => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks).toString('utf8'))).on('error', reject)
-      }).on('error', reject)
+      http
+        .get(`${url}${serviceAccountsPath}?${q}`, { agent, headers: { accept: accepts.list } }, res => {
+          const chunks: Buffer[] = []
+          res
+            .on('data', (c: Buffer) => chunks.push(c))
+            .on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+            .on('error', reject)
+        })
+        .on('error', reject)
     })
-    const list = JSON.parse(page) as { metadata: { continue?: string }; items: Array<{ metadata: { namespace: string; name: string } }> }
+    const list = JSON.parse(page) as {
+      metadata: { continue?: string }
+      items: Array<{ metadata: { namespace: string; name: string } }>
+    }
     for (const item of list.items) onItem(item)
     cont = list.metadata.continue ?? ''
   } while (cont)

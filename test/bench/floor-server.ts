@@ -46,22 +46,27 @@ if (!work || !certFile || !keyFile || !bytesText) {
 const answer = Buffer.from(JSON.stringify({ pad: 'x'.repeat(Math.max(0, Number(bytesText) - 10)) }))
 let done = 0
 
-const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.3' }, (req, res) => {
-  const chunks: Buffer[] = []
-  req.on('data', (c: Buffer) => chunks.push(c))
-  req.on('end', () => {
-    done += work(chunks)
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': answer.length })
-    res.end(answer)
-  })
-})
+const server = https.createServer(
+  { cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.3' },
+  (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      done += work(chunks)
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': answer.length })
+      res.end(answer)
+    })
+  },
+)
 // Same idle timeout as the webhook, so neither side closes connections during a run.
 server.keepAliveTimeout = 120_000
 const health = http.createServer((_req, res) => void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n'))
 const listen = (s: http.Server): Promise<number> =>
   new Promise(resolve => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)))
 const [admissionPort, healthPort] = await Promise.all([listen(server), listen(health)])
-process.stderr.write(`${JSON.stringify({ msg: 'listening', admissionPort, healthPort, metricsPort: healthPort, mode })}\n`)
+process.stderr.write(
+  `${JSON.stringify({ msg: 'listening', admissionPort, healthPort, metricsPort: healthPort, mode })}\n`,
+)
 process.on('SIGTERM', () => {
   for (const s of [server, health]) s.closeAllConnections()
   process.exit(done >= 0 ? 0 : 1)

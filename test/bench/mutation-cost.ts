@@ -75,5 +75,7 @@ export const measureMutationCost = (options: MutationOptions): MutationRow[] => 
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv[2] === 'quick'
-  process.stdout.write(`${JSON.stringify(measureMutationCost(quick ? { batchMs: 5, rounds: 3 } : { batchMs: 40, rounds: 15 }))}\n`)
+  process.stdout.write(
+    `${JSON.stringify(measureMutationCost(quick ? { batchMs: 5, rounds: 3 } : { batchMs: 40, rounds: 15 }))}\n`,
+  )
 }

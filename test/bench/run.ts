@@ -30,15 +30,37 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const jsonIndex = args.indexOf('--json')
 const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined
-if (args.includes('--help') || (jsonIndex >= 0 && !jsonFile) || args.some(a => a.startsWith('--') && !['--quick', '--json', '--help'].includes(a))) {
+if (
+  args.includes('--help') ||
+  (jsonIndex >= 0 && !jsonFile) ||
+  args.some(a => a.startsWith('--') && !['--quick', '--json', '--help'].includes(a))
+) {
   process.stdout.write('usage: npm run bench -- [--quick] [--json FILE]\n')
   process.exit(args.includes('--help') ? 0 : 2)
 }
 
 /** How long each part runs; the full plan stays under about five minutes on two cores. */
 const plan = quick
-  ? { warmSeconds: 0.5, loadSeconds: 1, rounds: 1, concurrency: [1, 16, 64], cacheSizes: [2_000], lookups: 20_000, coldRuns: 2, coldServiceAccounts: 2_000 }
-  : { warmSeconds: 3, loadSeconds: 4, rounds: 3, concurrency: [1, 16, 64], cacheSizes: [10_000, 100_000], lookups: 500_000, coldRuns: 7, coldServiceAccounts: 10_000 }
+  ? {
+      warmSeconds: 0.5,
+      loadSeconds: 1,
+      rounds: 1,
+      concurrency: [1, 16, 64],
+      cacheSizes: [2_000],
+      lookups: 20_000,
+      coldRuns: 2,
+      coldServiceAccounts: 2_000,
+    }
+  : {
+      warmSeconds: 3,
+      loadSeconds: 4,
+      rounds: 3,
+      concurrency: [1, 16, 64],
+      cacheSizes: [10_000, 100_000],
+      lookups: 500_000,
+      coldRuns: 7,
+      coldServiceAccounts: 10_000,
+    }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes
@@ -81,7 +103,13 @@ const startServer = (file: string, argv: readonly string[]): Promise<Server> => 
       found = true
       head = ''
       const l = JSON.parse(line) as { admissionPort: number; healthPort: number; metricsPort: number }
-      resolve({ child, admissionPort: l.admissionPort, healthPort: l.healthPort, metricsPort: l.metricsPort, spawnedAt })
+      resolve({
+        child,
+        admissionPort: l.admissionPort,
+        healthPort: l.healthPort,
+        metricsPort: l.metricsPort,
+        spawnedAt,
+      })
     })
     child.on('exit', code => reject(new Error(`${file} exited with ${code} before listening:\n${head.slice(-2000)}`)))
   })
@@ -116,10 +144,14 @@ const runJson = <T>(file: string, argv: readonly string[], nodeFlags: readonly s
 /** A plain-HTTP GET on loopback; status and body. */
 const get = (port: number, path: string): Promise<{ status: number; body: string }> =>
   new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, res => {
-      let body = ''
-      res.on('data', (d: Buffer) => (body += d.toString())).on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    }).on('error', reject)
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, res => {
+        let body = ''
+        res
+          .on('data', (d: Buffer) => (body += d.toString()))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      .on('error', reject)
   })
 
 /** Polls /readyz every 5 ms until it answers 200; resolves to ms since spawn. */
@@ -155,14 +187,27 @@ const medianLoad = (runs: readonly LoadResult[]): LoadResult => ({
   failures: runs.reduce((sum, r) => sum + r.failures, 0),
 })
 
-const load = (request: LoadRequest): Promise<LoadResult> => runJson<LoadResult>(here('load.js'), [JSON.stringify(request)])
+const load = (request: LoadRequest): Promise<LoadResult> =>
+  runJson<LoadResult>(here('load.js'), [JSON.stringify(request)])
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parts
 
 const webhookArgs = (certFile: string, keyFile: string, source: readonly string[]): string[] => [
-  'serve', '--bind-address', '127.0.0.1', '--port', '0', '--health-port', '0', '--metrics-port', '0',
-  '--tls-cert-file', certFile, '--tls-key-file', keyFile, ...source,
+  'serve',
+  '--bind-address',
+  '127.0.0.1',
+  '--port',
+  '0',
+  '--health-port',
+  '0',
+  '--metrics-port',
+  '0',
+  '--tls-cert-file',
+  certFile,
+  '--tls-key-file',
+  keyFile,
+  ...source,
 ]
 
 /** One row of part 1. */
@@ -182,22 +227,37 @@ interface MemoryFigures {
   readonly parseFloorAfterC64: number
 }
 
-const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: MemoryFigures; reviewBytes: number; responseBytes: number }> => {
+const httpsPart = async (
+  dir: string,
+): Promise<{ rows: HttpsRow[]; memory: MemoryFigures; reviewBytes: number; responseBytes: number }> => {
   const ca = await makeCa(dir)
   const cert = await makeServerCert(dir, ca)
   const reviewText = typicalReviewText()
   const bodyFile = join(dir, 'review.json')
   await writeFile(bodyFile, reviewText)
 
-  const webhook = await startServer(webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture]))
+  const webhook = await startServer(
+    webhookBin,
+    webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture]),
+  )
   await readyAfter(webhook)
   // The size of the webhook's answer, so the floors answer just as many bytes; also proves it mutates.
   const caPem = await readFile(ca.certFile)
   const answer = await new Promise<string>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: webhook.admissionPort, path: '/mutate', method: 'POST', ca: caPem, headers: { 'content-type': 'application/json' } }, res => {
-      let body = ''
-      res.on('data', (d: Buffer) => (body += d.toString())).on('end', () => resolve(body))
-    })
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: webhook.admissionPort,
+        path: '/mutate',
+        method: 'POST',
+        ca: caPem,
+        headers: { 'content-type': 'application/json' },
+      },
+      res => {
+        let body = ''
+        res.on('data', (d: Buffer) => (body += d.toString())).on('end', () => resolve(body))
+      },
+    )
     req.on('error', reject)
     req.end(reviewText)
   })
@@ -213,14 +273,20 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
 
   const targets = { transport, parse, ceiling, webhook } as const
   const url = (s: Server): string => `https://127.0.0.1:${s.admissionPort}/mutate`
-  for (const s of Object.values(targets)) await load({ url: url(s), connections: 16, seconds: plan.warmSeconds, bodyFile })
+  for (const s of Object.values(targets))
+    await load({ url: url(s), connections: 16, seconds: plan.warmSeconds, bodyFile })
   const rows: HttpsRow[] = []
   let webhookAfterC64 = NaN
   let parseFloorAfterC64 = NaN
   for (const connections of plan.concurrency) {
     // Rounds interleave the four servers, so a noisy moment on the shared machine hits floors and webhook alike;
     // each figure is the median over the rounds.
-    const runs = { transport: [] as LoadResult[], parse: [] as LoadResult[], ceiling: [] as LoadResult[], webhook: [] as LoadResult[] }
+    const runs = {
+      transport: [] as LoadResult[],
+      parse: [] as LoadResult[],
+      ceiling: [] as LoadResult[],
+      webhook: [] as LoadResult[],
+    }
     for (let round = 0; round < plan.rounds; round++) {
       for (const name of ['transport', 'parse', 'ceiling', 'webhook'] as const) {
         runs[name].push(await load({ url: url(targets[name]), connections, seconds: plan.loadSeconds, bodyFile }))
@@ -238,10 +304,17 @@ const httpsPart = async (dir: string): Promise<{ rows: HttpsRow[]; memory: Memor
       webhook: medianLoad(runs.webhook),
     }
     rows.push(row)
-    process.stderr.write(`  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s, design ceiling ${n0(row.ceiling.requestsPerSecond)} req/s\n`)
+    process.stderr.write(
+      `  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s, design ceiling ${n0(row.ceiling.requestsPerSecond)} req/s\n`,
+    )
   }
   await Promise.all([webhook, transport, parse, ceiling].map(s => stop(s.child)))
-  return { rows, memory: { webhookIdle, webhookAfterC64, parseFloorIdle, parseFloorAfterC64 }, reviewBytes: Buffer.byteLength(reviewText), responseBytes }
+  return {
+    rows,
+    memory: { webhookIdle, webhookAfterC64, parseFloorIdle, parseFloorAfterC64 },
+    reviewBytes: Buffer.byteLength(reviewText),
+    responseBytes,
+  }
 }
 
 /** One row of part 3. */
@@ -264,14 +337,21 @@ const withFakeApi = async <T>(count: number, fn: (fake: FakeApiServer) => Promis
 const cachePart = async (): Promise<CacheRow[]> => {
   const rows: CacheRow[] = []
   for (const count of plan.cacheSizes) {
-    rows.push(await withFakeApi(count, async fake => {
-      const probe = (mode: string): Promise<CacheProbeResult> =>
-        runJson<CacheProbeResult>(here('cache-probe.js'), [mode, fake.url, String(count), String(plan.lookups)], ['--expose-gc', ...imageNodeFlags()])
-      const floor = await probe('floor')
-      const cache = await probe('cache')
-      if (cache.held !== count || floor.held !== count) throw new Error(`cache held ${cache.held}, floor ${floor.held}, expected ${count}`)
-      return { serviceAccounts: count, cache, floor }
-    }))
+    rows.push(
+      await withFakeApi(count, async fake => {
+        const probe = (mode: string): Promise<CacheProbeResult> =>
+          runJson<CacheProbeResult>(
+            here('cache-probe.js'),
+            [mode, fake.url, String(count), String(plan.lookups)],
+            ['--expose-gc', ...imageNodeFlags()],
+          )
+        const floor = await probe('floor')
+        const cache = await probe('cache')
+        if (cache.held !== count || floor.held !== count)
+          throw new Error(`cache held ${cache.held}, floor ${floor.held}, expected ${count}`)
+        return { serviceAccounts: count, cache, floor }
+      }),
+    )
     process.stderr.write(`  cache ${count}: done\n`)
   }
   return rows
@@ -300,11 +380,19 @@ const coldStartPart = async (dir: string): Promise<ColdStart> => {
   await withFakeApi(plan.coldServiceAccounts, async fake => {
     for (let i = 0; i < plan.coldRuns; i++) {
       floor.push(await once(here('floor-server.js'), ['transport', cert.certFile, cert.keyFile, '100']))
-      offline.push(await once(webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture])))
+      offline.push(
+        await once(webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--service-account', serviceAccountFixture])),
+      )
       api.push(await once(webhookBin, webhookArgs(cert.certFile, cert.keyFile, ['--api-server', fake.url])))
     }
   })
-  return { floorMs: median(floor), offlineMs: median(offline), apiMs: median(api), apiServiceAccounts: plan.coldServiceAccounts, runs: plan.coldRuns }
+  return {
+    floorMs: median(floor),
+    offlineMs: median(offline),
+    apiMs: median(api),
+    apiServiceAccounts: plan.coldServiceAccounts,
+    runs: plan.coldRuns,
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -325,7 +413,9 @@ const n0 = (v: number): string => Math.round(v).toLocaleString('en-US')
 const n2 = (v: number): string => v.toFixed(2)
 const mb = (v: number): string => (v / 1024 / 1024).toFixed(1)
 const table = (head: readonly string[], rows: readonly (readonly string[])[]): string =>
-  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join(
+    '\n',
+  )
 
 const main = async (): Promise<void> => {
   const dir = await mkdtemp(join(os.tmpdir(), 'webhook-bench-'))
@@ -353,10 +443,22 @@ const main = async (): Promise<void> => {
         if (!r) return []
         const ratio = r.webhook.requestsPerSecond / r.parse.requestsPerSecond
         const ceiling = r.ceiling.requestsPerSecond / r.parse.requestsPerSecond
-        return [{ target: `throughput ≥ 0.7 × parse floor at c${c}`, figure: `${n2(ratio)} × (design ceiling ${n2(ceiling)} ×)`, met: ratio >= 0.7 }]
+        return [
+          {
+            target: `throughput ≥ 0.7 × parse floor at c${c}`,
+            figure: `${n2(ratio)} × (design ceiling ${n2(ceiling)} ×)`,
+            met: ratio >= 0.7,
+          },
+        ]
       }),
-      ...(byC(16) ? [{ target: 'p99 ≤ 5 ms at c16', figure: `${n2(byC(16)!.webhook.p99)} ms`, met: byC(16)!.webhook.p99 <= 5 }] : []),
-      { target: 'mutation ≤ 3 × parse+stringify floor (typical Pod)', figure: `${n2(typical.ratio)} ×`, met: typical.ratio <= 3 },
+      ...(byC(16)
+        ? [{ target: 'p99 ≤ 5 ms at c16', figure: `${n2(byC(16)!.webhook.p99)} ms`, met: byC(16)!.webhook.p99 <= 5 }]
+        : []),
+      {
+        target: 'mutation ≤ 3 × parse+stringify floor (typical Pod)',
+        figure: `${n2(typical.ratio)} ×`,
+        met: typical.ratio <= 3,
+      },
       {
         target: `≤ 200 B resident per cached ServiceAccount (${n0(largestCache.serviceAccounts)})`,
         figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS (${n0(largestCache.cache.youngGenerationGrowthBytes / largestCache.serviceAccounts)} B of it young-gen growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
@@ -364,7 +466,11 @@ const main = async (): Promise<void> => {
         met: largestCache.cache.rssBytesPerServiceAccount <= 200,
       },
       { target: 'cold start ≤ 300 ms offline', figure: `${n0(cold.offlineMs)} ms`, met: cold.offlineMs <= 300 },
-      { target: 'idle RSS ≤ 60 MB', figure: `${mb(httpsResult.memory.webhookIdle)} MB`, met: httpsResult.memory.webhookIdle <= 60 * 1024 * 1024 },
+      {
+        target: 'idle RSS ≤ 60 MB',
+        figure: `${mb(httpsResult.memory.webhookIdle)} MB`,
+        met: httpsResult.memory.webhookIdle <= 60 * 1024 * 1024,
+      },
     ]
 
     const m = await machine()
@@ -374,7 +480,12 @@ const main = async (): Promise<void> => {
       machine: { ...m, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
       totalSeconds,
       plan,
-      https: { reviewBytes: httpsResult.reviewBytes, responseBytes: httpsResult.responseBytes, loadGenerator: 'autocannon (own process)', rows: httpsResult.rows },
+      https: {
+        reviewBytes: httpsResult.reviewBytes,
+        responseBytes: httpsResult.responseBytes,
+        loadGenerator: 'autocannon (own process)',
+        rows: httpsResult.rows,
+      },
       mutation,
       cache,
       coldStart: cold,
@@ -385,26 +496,57 @@ const main = async (): Promise<void> => {
       `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ${n0(httpsResult.responseBytes)} B; median of ${plan.rounds} interleaved ${plan.loadSeconds}-s runs per cell, autocannon in its own process)`,
       '',
       table(
-        ['concurrency', 'transport floor req/s', 'parse floor req/s', 'design ceiling req/s', 'webhook req/s', 'webhook / transport', 'ceiling / parse', 'webhook / parse', 'p50 ms (T / P / W)', 'p99 ms (T / P / W)', 'max ms (T / P / W)'],
+        [
+          'concurrency',
+          'transport floor req/s',
+          'parse floor req/s',
+          'design ceiling req/s',
+          'webhook req/s',
+          'webhook / transport',
+          'ceiling / parse',
+          'webhook / parse',
+          'p50 ms (T / P / W)',
+          'p99 ms (T / P / W)',
+          'max ms (T / P / W)',
+        ],
         httpsResult.rows.map(r => [
-          String(r.concurrency), n0(r.transport.requestsPerSecond), n0(r.parse.requestsPerSecond), n0(r.ceiling.requestsPerSecond), n0(r.webhook.requestsPerSecond),
-          n2(r.webhook.requestsPerSecond / r.transport.requestsPerSecond), n2(r.ceiling.requestsPerSecond / r.parse.requestsPerSecond),
+          String(r.concurrency),
+          n0(r.transport.requestsPerSecond),
+          n0(r.parse.requestsPerSecond),
+          n0(r.ceiling.requestsPerSecond),
+          n0(r.webhook.requestsPerSecond),
+          n2(r.webhook.requestsPerSecond / r.transport.requestsPerSecond),
+          n2(r.ceiling.requestsPerSecond / r.parse.requestsPerSecond),
           n2(r.webhook.requestsPerSecond / r.parse.requestsPerSecond),
           [r.transport.p50, r.parse.p50, r.webhook.p50].map(n2).join(' / '),
           [r.transport.p99, r.parse.p99, r.webhook.p99].map(n2).join(' / '),
           [r.transport.max, r.parse.max, r.webhook.max].map(n2).join(' / '),
         ]),
       ),
-      ...(httpsResult.rows.some(r => r.transport.failures + r.parse.failures + r.ceiling.failures + r.webhook.failures > 0) ? ['', '**Some requests failed; the HTTPS figures are suspect.**'] : []),
+      ...(httpsResult.rows.some(
+        r => r.transport.failures + r.parse.failures + r.ceiling.failures + r.webhook.failures > 0,
+      )
+        ? ['', '**Some requests failed; the HTTPS figures are suspect.**']
+        : []),
       '',
       '### Mutation cost per review (parse → mutate → diff → serialise) vs JSON.parse + JSON.stringify',
       '',
-      table(['Pod', 'review bytes', 'floor µs', 'webhook µs', 'ratio'], mutation.map(r => [r.pod, n0(r.reviewBytes), n2(r.floorUs), n2(r.webhookUs), n2(r.ratio)])),
+      table(
+        ['Pod', 'review bytes', 'floor µs', 'webhook µs', 'ratio'],
+        mutation.map(r => [r.pod, n0(r.reviewBytes), n2(r.floorUs), n2(r.webhookUs), n2(r.ratio)]),
+      ),
       '',
       '### ServiceAccount cache (fake API server on loopback; a third annotated, each with labels and a token Secret reference)',
       '',
       table(
-        ['ServiceAccounts', 'sync ms (floor / cache)', 'RSS B per SA (floor / cache)', 'of which young-gen growth MB (floor / cache)', 'heap B per SA (floor / cache)', 'lookup ns (floor / cache)'],
+        [
+          'ServiceAccounts',
+          'sync ms (floor / cache)',
+          'RSS B per SA (floor / cache)',
+          'of which young-gen growth MB (floor / cache)',
+          'heap B per SA (floor / cache)',
+          'lookup ns (floor / cache)',
+        ],
         cache.map(r => [
           n0(r.serviceAccounts),
           `${n0(r.floor.syncMs)} / ${n0(r.cache.syncMs)}`,
@@ -417,16 +559,30 @@ const main = async (): Promise<void> => {
       '',
       `### Cold start (spawn → /readyz 200, median of ${cold.runs}) and resident memory`,
       '',
-      table(['figure', 'floor', 'webhook'], [
-        ['cold start, offline (`--service-account`)', `${n0(cold.floorMs)} ms`, `${n0(cold.offlineMs)} ms`],
-        [`cold start, ${n0(cold.apiServiceAccounts)} ServiceAccounts from the API`, `${n0(cold.floorMs)} ms`, `${n0(cold.apiMs)} ms`],
-        ['RSS idle', `${mb(httpsResult.memory.parseFloorIdle)} MB`, `${mb(httpsResult.memory.webhookIdle)} MB`],
-        ['RSS after the concurrency-64 run', `${mb(httpsResult.memory.parseFloorAfterC64)} MB`, `${mb(httpsResult.memory.webhookAfterC64)} MB`],
-      ]),
+      table(
+        ['figure', 'floor', 'webhook'],
+        [
+          ['cold start, offline (`--service-account`)', `${n0(cold.floorMs)} ms`, `${n0(cold.offlineMs)} ms`],
+          [
+            `cold start, ${n0(cold.apiServiceAccounts)} ServiceAccounts from the API`,
+            `${n0(cold.floorMs)} ms`,
+            `${n0(cold.apiMs)} ms`,
+          ],
+          ['RSS idle', `${mb(httpsResult.memory.parseFloorIdle)} MB`, `${mb(httpsResult.memory.webhookIdle)} MB`],
+          [
+            'RSS after the concurrency-64 run',
+            `${mb(httpsResult.memory.parseFloorAfterC64)} MB`,
+            `${mb(httpsResult.memory.webhookAfterC64)} MB`,
+          ],
+        ],
+      ),
       '',
       '### Targets',
       '',
-      table(['target', 'figure', 'met'], targets.map(t => [t.target, t.figure, t.met ? 'yes' : '**no**'])),
+      table(
+        ['target', 'figure', 'met'],
+        targets.map(t => [t.target, t.figure, t.met ? 'yes' : '**no**']),
+      ),
       '',
       `Machine: ${m['cpus']} CPUs (${m['cpuModel']}), Node ${m['node']}, ${m['platform']}; load average ${loadBefore.map(n2).join(' ')} before, ${loadAfter.map(n2).join(' ')} after; ${n0(totalSeconds)} s in all.`,
       '',

@@ -47,10 +47,15 @@ export function* clusterServiceAccounts(count: number): Generator<FakeServiceAcc
     yield {
       namespace,
       name,
-      labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': namespace, 'app.kubernetes.io/managed-by': 'Helm' },
-      annotations: i % 3 === 0
-        ? { [emailAnnotation]: `${name}-${i.toString(36)}@sa.stackit.cloud` }
-        : { 'meta.helm.sh/release-name': name, 'meta.helm.sh/release-namespace': namespace },
+      labels: {
+        'app.kubernetes.io/name': name,
+        'app.kubernetes.io/part-of': namespace,
+        'app.kubernetes.io/managed-by': 'Helm',
+      },
+      annotations:
+        i % 3 === 0
+          ? { [emailAnnotation]: `${name}-${i.toString(36)}@sa.stackit.cloud` }
+          : { 'meta.helm.sh/release-name': name, 'meta.helm.sh/release-namespace': namespace },
       secrets: [`${name}-token-${(i * 7919).toString(36).padStart(5, 'x')}`],
     }
   }

@@ -31,7 +31,7 @@ t.test('accepted forms', async t => {
   }
 })
 
-t.test('usage errors name the first flag refused, bounded, and keep Node\'s error as the cause', async t => {
+t.test("usage errors name the first flag refused, bounded, and keep Node's error as the cause", async t => {
   const unknown = 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
   const invalid = 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
   const rows: [argv: string[], message: RegExp, cause: string][] = [

@@ -76,34 +76,62 @@ t.test('mutate: everything reaches a reader that starts late, with the right exi
   const deniedPod = { ...bigPod(1), metadata: { namespace: longNamespace } }
   type Row = [name: string, input: unknown, code: number, check: (t: Test, stdout: string, stderr: string) => void]
   const rows: Row[] = [
-    ['2,000 containers → the whole mutated Pod on stdout', bigPod(2000), 0, (t, stdout, stderr) => {
-      t.ok(stdout.length > pipeCapacity, `the output (${stdout.length} bytes) is more than a pipe holds`)
-      const pod = JSON.parse(stdout) as Pod
-      t.equal(pod.spec.containers.length, 2000, 'every container is there')
-      t.ok(pod.spec.containers.every(c => emailOf(c) === identityEnv.value), 'every container got its identity')
-      t.equal(stderr, '')
-    }],
-    ['2,000 warnings → every one on stderr, the Pod on stdout', bigPod(2000, presetEnv), 0, (t, stdout, stderr) => {
-      const lines = stderr.split('\n')
-      t.ok(stderr.length > pipeCapacity, `the warnings (${stderr.length} bytes) are more than a pipe holds`)
-      t.equal(lines.pop(), '', 'stderr ends with a complete line')
-      t.equal(lines.length, 2000, 'one warning per container')
-      const warned = (l: string, i: number): boolean => l.startsWith(`warning: container c${i}: ${alreadySet}`)
-      t.ok(lines.every(warned), 'in order, none cut')
-      const pod = JSON.parse(stdout) as Pod
-      t.ok(pod.spec.containers.every(c => emailOf(c) === 'mine'), 'the containers keep their value')
-    }],
-    ['a denial longer than a pipe holds → all of it on stderr', deniedPod, 1, (t, stdout, stderr) => {
-      t.equal(stdout, '')
-      t.ok(stderr.length > pipeCapacity, `the denial (${stderr.length} bytes) is more than a pipe holds`)
-      // not t.equal: a failure would print both 256 KiB strings
-      t.ok(stderr === `denied: ServiceAccount ${longNamespace}/app-sa ${notFound}\n`, 'the whole line, not cut')
-    }],
+    [
+      '2,000 containers → the whole mutated Pod on stdout',
+      bigPod(2000),
+      0,
+      (t, stdout, stderr) => {
+        t.ok(stdout.length > pipeCapacity, `the output (${stdout.length} bytes) is more than a pipe holds`)
+        const pod = JSON.parse(stdout) as Pod
+        t.equal(pod.spec.containers.length, 2000, 'every container is there')
+        t.ok(
+          pod.spec.containers.every(c => emailOf(c) === identityEnv.value),
+          'every container got its identity',
+        )
+        t.equal(stderr, '')
+      },
+    ],
+    [
+      '2,000 warnings → every one on stderr, the Pod on stdout',
+      bigPod(2000, presetEnv),
+      0,
+      (t, stdout, stderr) => {
+        const lines = stderr.split('\n')
+        t.ok(stderr.length > pipeCapacity, `the warnings (${stderr.length} bytes) are more than a pipe holds`)
+        t.equal(lines.pop(), '', 'stderr ends with a complete line')
+        t.equal(lines.length, 2000, 'one warning per container')
+        const warned = (l: string, i: number): boolean => l.startsWith(`warning: container c${i}: ${alreadySet}`)
+        t.ok(lines.every(warned), 'in order, none cut')
+        const pod = JSON.parse(stdout) as Pod
+        t.ok(
+          pod.spec.containers.every(c => emailOf(c) === 'mine'),
+          'the containers keep their value',
+        )
+      },
+    ],
+    [
+      'a denial longer than a pipe holds → all of it on stderr',
+      deniedPod,
+      1,
+      (t, stdout, stderr) => {
+        t.equal(stdout, '')
+        t.ok(stderr.length > pipeCapacity, `the denial (${stderr.length} bytes) is more than a pipe holds`)
+        // not t.equal: a failure would print both 256 KiB strings
+        t.ok(stderr === `denied: ServiceAccount ${longNamespace}/app-sa ${notFound}\n`, 'the whole line, not cut')
+      },
+    ],
   ]
   // The runs wait for their readers side by side: each is its own process with its own pipes.
-  const runs = await Promise.all(rows.map(async row =>
-    ({ row, r: await runWithLateReader(['mutate', '--service-account', saFile], JSON.stringify(row[1])) })))
-  for (const { row: [name, , code, check], r } of runs) {
+  const runs = await Promise.all(
+    rows.map(async row => ({
+      row,
+      r: await runWithLateReader(['mutate', '--service-account', saFile], JSON.stringify(row[1])),
+    })),
+  )
+  for (const {
+    row: [name, , code, check],
+    r,
+  } of runs) {
     t.equal(r.code, code, `${name}: exit code`)
     t.test(name, async t => check(t, r.stdout, r.stderr))
   }

@@ -24,21 +24,46 @@ t.test('AdmissionReview in → review with response out', async t => {
   t.equal(out.response.allowed, true)
   t.equal(out.response.patchType, 'JSONPatch')
   const ops = JSON.parse(Buffer.from(out.response.patch, 'base64').toString())
-  t.ok(ops.some((op: { path: string }) => op.path === '/spec/volumes/1'), 'volume appended after the API server one')
+  t.ok(
+    ops.some((op: { path: string }) => op.path === '/spec/volumes/1'),
+    'volume appended after the API server one',
+  )
 })
 
 t.test('bare Pod in → mutated Pod out; namespace from the Pod, else --namespace, else default', async t => {
   const dir = t.testdir({
-    'sa.json': JSON.stringify({ kind: 'ServiceAccount', metadata: { name: 'app', namespace: 'ns1', annotations: { 'workload-identity.stackit.cloud/service-account-email': 'a@b.cd' } } }),
-    'sa-default.json': JSON.stringify({ kind: 'ServiceAccount', metadata: { name: 'app', annotations: { 'workload-identity.stackit.cloud/service-account-email': 'd@b.cd' } } }),
+    'sa.json': JSON.stringify({
+      kind: 'ServiceAccount',
+      metadata: {
+        name: 'app',
+        namespace: 'ns1',
+        annotations: { 'workload-identity.stackit.cloud/service-account-email': 'a@b.cd' },
+      },
+    }),
+    'sa-default.json': JSON.stringify({
+      kind: 'ServiceAccount',
+      metadata: { name: 'app', annotations: { 'workload-identity.stackit.cloud/service-account-email': 'd@b.cd' } },
+    }),
   })
-  const pod = (ns?: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', ...(ns ? { namespace: ns } : {}) }, spec: { serviceAccountName: 'app', containers: [{ name: 'c', image: 'x' }] } })
+  const pod = (ns?: string): string =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', ...(ns ? { namespace: ns } : {}) },
+      spec: { serviceAccountName: 'app', containers: [{ name: 'c', image: 'x' }] },
+    })
   type Row = [name: string, args: string[], input: string, email: string | undefined, code: number]
   const rows: Row[] = [
     ['namespace from metadata', ['--service-account', `${dir}/sa.json`], pod('ns1'), 'a@b.cd', 0],
     ['namespace from --namespace', ['--service-account', `${dir}/sa.json`, '--namespace', 'ns1'], pod(), 'a@b.cd', 0],
     ['namespace from --namespace=', [`--service-account=${dir}/sa.json`, '--namespace=ns1'], pod(), 'a@b.cd', 0],
-    ['default namespace', ['--service-account', `${dir}/sa.json`, '--service-account', `${dir}/sa-default.json`], pod(), 'd@b.cd', 0],
+    [
+      'default namespace',
+      ['--service-account', `${dir}/sa.json`, '--service-account', `${dir}/sa-default.json`],
+      pod(),
+      'd@b.cd',
+      0,
+    ],
     ['ServiceAccount missing → denied', ['--service-account', `${dir}/sa.json`], pod('other'), undefined, 1],
   ]
   for (const [name, args, input, email, code] of rows) {
@@ -53,22 +78,47 @@ t.test('bare Pod in → mutated Pod out; namespace from the Pod, else --namespac
 })
 
 t.test('a skipped Pod comes back unchanged', async t => {
-  const input = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', labels: { 'workload-identity.stackit.cloud/skip-pod-identity-webhook': 'true' } }, spec: { containers: [{ name: 'c' }] } }
+  const input = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', labels: { 'workload-identity.stackit.cloud/skip-pod-identity-webhook': 'true' } },
+    spec: { containers: [{ name: 'c' }] },
+  }
   const r = await run(['mutate'], JSON.stringify(input))
   t.equal(r.code, 0)
   t.same(JSON.parse(r.stdout), input)
 })
 
 t.test('denied review → exit 1, the review on stdout, the reason on stderr', async t => {
-  const r = await run(['mutate', '--service-account', fixture('reference/serviceaccounts.json')], await read('reference/invalid-expiration.json'))
+  const r = await run(
+    ['mutate', '--service-account', fixture('reference/serviceaccounts.json')],
+    await read('reference/invalid-expiration.json'),
+  )
   t.equal(r.code, 1)
   t.equal(JSON.parse(r.stdout).response.allowed, false)
   t.match(r.stderr, /^denied: ServiceAccount default\/test-sa-invalid-expiration annotation .*"not-a-number"/)
 })
 
 t.test('warnings go to stderr', async t => {
-  const dir = t.testdir({ 'sa.json': JSON.stringify({ kind: 'List', items: [{ metadata: { name: 'default', namespace: 'default', annotations: { 'workload-identity.stackit.cloud/service-account-email': 'a@b.cd' } } }] }) })
-  const pod = { kind: 'Pod', metadata: { annotations: { 'workload-identity.stackit.cloud/skip-containers': 'ghost' } }, spec: { containers: [{ name: 'c', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'mine' }] }] } }
+  const dir = t.testdir({
+    'sa.json': JSON.stringify({
+      kind: 'List',
+      items: [
+        {
+          metadata: {
+            name: 'default',
+            namespace: 'default',
+            annotations: { 'workload-identity.stackit.cloud/service-account-email': 'a@b.cd' },
+          },
+        },
+      ],
+    }),
+  })
+  const pod = {
+    kind: 'Pod',
+    metadata: { annotations: { 'workload-identity.stackit.cloud/skip-containers': 'ghost' } },
+    spec: { containers: [{ name: 'c', env: [{ name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'mine' }] }] },
+  }
   const r = await run(['mutate', '--service-account', `${dir}/sa.json`], JSON.stringify(pod))
   t.equal(r.code, 0)
   t.match(r.stderr, /warning: container c: STACKIT_SERVICE_ACCOUNT_EMAIL already set/)
@@ -81,23 +131,67 @@ t.test('warnings go to stderr', async t => {
 })
 
 t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout', async t => {
-  const dir = t.testdir({ 'bad.json': '{nope', 'pod.json': '{"kind":"Pod"}', 'list.json': '{"kind":"List","items":{}}' })
+  const dir = t.testdir({
+    'bad.json': '{nope',
+    'pod.json': '{"kind":"Pod"}',
+    'list.json': '{"kind":"List","items":{}}',
+  })
   writeFileSync(`${dir}/secret.json`, '{"kind":"ServiceAccount","metadata":{"name":"x"}, "token": "s3cr3t"')
   type Row = [name: string, args: string[], input: string, message: RegExp]
   const rows: Row[] = [
     ['stdin not JSON', ['mutate'], '{"password": "hunter2"', /^error: standard input is not valid JSON\n$/],
     ['empty stdin', ['mutate'], '', /standard input is not valid JSON/],
-    ['neither review nor Pod', ['mutate'], '{"kind":"Deployment"}', /must hold an AdmissionReview or a Pod, found kind "Deployment"/],
+    [
+      'neither review nor Pod',
+      ['mutate'],
+      '{"kind":"Deployment"}',
+      /must hold an AdmissionReview or a Pod, found kind "Deployment"/,
+    ],
     ['no kind', ['mutate'], '[]', /found kind null/],
-    ['review without uid', ['mutate'], '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}', /not an AdmissionReview: request.uid/],
-    ['Pod without spec', ['mutate'], '{"kind":"Pod","metadata":{"namespace":"default"}}', /^error: Pod spec must be an object\n$/],
-    ['missing ServiceAccount file', ['mutate', '--service-account', `${dir}/nope.json`], '{}', /cannot read --service-account file .*nope.json \(ENOENT\)/],
-    ['ServiceAccount file not JSON', ['mutate', '--service-account', `${dir}/secret.json`], '{}', /--service-account file .*secret.json is not valid JSON/],
-    ['ServiceAccount file of the wrong kind', ['mutate', '--service-account', `${dir}/pod.json`], '{}', /kind is "Pod"; expected a ServiceAccount or a List/],
+    [
+      'review without uid',
+      ['mutate'],
+      '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}',
+      /not an AdmissionReview: request.uid/,
+    ],
+    [
+      'Pod without spec',
+      ['mutate'],
+      '{"kind":"Pod","metadata":{"namespace":"default"}}',
+      /^error: Pod spec must be an object\n$/,
+    ],
+    [
+      'missing ServiceAccount file',
+      ['mutate', '--service-account', `${dir}/nope.json`],
+      '{}',
+      /cannot read --service-account file .*nope.json \(ENOENT\)/,
+    ],
+    [
+      'ServiceAccount file not JSON',
+      ['mutate', '--service-account', `${dir}/secret.json`],
+      '{}',
+      /--service-account file .*secret.json is not valid JSON/,
+    ],
+    [
+      'ServiceAccount file of the wrong kind',
+      ['mutate', '--service-account', `${dir}/pod.json`],
+      '{}',
+      /kind is "Pod"; expected a ServiceAccount or a List/,
+    ],
     ['List without items array', ['mutate', '--service-account', `${dir}/list.json`], '{}', /items is not an array/],
-    ['unknown flag', ['mutate', '--frobnicate'], '{}', /unknown flag "--frobnicate" \(see stackit-pod-identity-webhook mutate --help\)/],
+    [
+      'unknown flag',
+      ['mutate', '--frobnicate'],
+      '{}',
+      /unknown flag "--frobnicate" \(see stackit-pod-identity-webhook mutate --help\)/,
+    ],
     ['flag without value', ['mutate', '--namespace'], '{}', /--namespace needs a value/],
-    ['positional argument', ['mutate', 'pod.json'], '{}', /unexpected argument "pod.json"; the input is read from stdin/],
+    [
+      'positional argument',
+      ['mutate', 'pod.json'],
+      '{}',
+      /unexpected argument "pod.json"; the input is read from stdin/,
+    ],
     ['unknown command', ['frobnicate'], '', /unknown command "frobnicate"/],
     ['no command', [], '', /Usage: stackit-pod-identity-webhook <command>/],
   ]
@@ -112,7 +206,7 @@ t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout
 
 t.test('--help and --version', async t => {
   const rows: [args: string[], out: RegExp][] = [
-    [["--help"], /Commands:\n {2}serve .*\n {2}mutate /],
+    [['--help'], /Commands:\n {2}serve .*\n {2}mutate /],
     [['help'], /Usage: stackit-pod-identity-webhook <command>/],
     [['mutate', '--help'], /Exit codes:\n {2}0 {2}allowed/],
     [['--version'], new RegExp(`^${version.replace(/\./g, '\\.')}\\n$`)],
@@ -129,11 +223,31 @@ t.test('the built binary: stdin from a pipe, the answer on stdout, the exit code
   const denied = await read('reference/invalid-expiration.json')
   type Row = [name: string, args: string[], stdin: string, code: number, stdout: RegExp, stderr: RegExp]
   const rows: Row[] = [
-    ['allowed', ['mutate', '--service-account', fixture('serviceaccounts.json')], review, 0, /"patchType": "JSONPatch"/, /^$/],
-    ['denied', ['mutate', '--service-account', fixture('reference/serviceaccounts.json')], denied, 1,
-      /"allowed": false/, /^denied: ServiceAccount default\/test-sa-invalid-expiration /],
+    [
+      'allowed',
+      ['mutate', '--service-account', fixture('serviceaccounts.json')],
+      review,
+      0,
+      /"patchType": "JSONPatch"/,
+      /^$/,
+    ],
+    [
+      'denied',
+      ['mutate', '--service-account', fixture('reference/serviceaccounts.json')],
+      denied,
+      1,
+      /"allowed": false/,
+      /^denied: ServiceAccount default\/test-sa-invalid-expiration /,
+    ],
     ['unusable input', ['mutate'], '{"password": "hunter2"', 2, /^$/, /^error: standard input is not valid JSON\n$/],
-    ['unknown flag', ['mutate', '--frobnicate'], '{}', 2, /^$/, /^error: stackit-pod-identity-webhook mutate: unknown flag /],
+    [
+      'unknown flag',
+      ['mutate', '--frobnicate'],
+      '{}',
+      2,
+      /^$/,
+      /^error: stackit-pod-identity-webhook mutate: unknown flag /,
+    ],
     ['--version', ['--version'], '', 0, new RegExp(`^${version.replace(/\./g, '\\.')}\\n$`), /^$/],
   ]
   for (const [name, args, stdin, code, stdout, stderr] of rows) {

@@ -30,11 +30,19 @@ t.test('refuses to start, with a message naming the problem', async t => {
   const bad = await makeMismatchedPair(dir, ca)
   type Row = [name: string, args: string[], code: number, message: RegExp]
   const rows: Row[] = [
-    ['certificate missing', ['--cert-dir', join(dir, 'empty'), '--service-account', saFile], 1,
-      /TLS certificate file .*empty\/tls.crt does not exist/],
+    [
+      'certificate missing',
+      ['--cert-dir', join(dir, 'empty'), '--service-account', saFile],
+      1,
+      /TLS certificate file .*empty\/tls.crt does not exist/,
+    ],
     ['key does not match', [...certFlags(bad), '--service-account', saFile], 1, /does not belong to the certificate/],
-    ['ServiceAccount file missing', [...certFlags(bad), '--service-account', join(dir, 'nope.json')], 1,
-      /does not belong|cannot read --service-account file/],
+    [
+      'ServiceAccount file missing',
+      [...certFlags(bad), '--service-account', join(dir, 'nope.json')],
+      1,
+      /does not belong|cannot read --service-account file/,
+    ],
     ['bad flag', ['--port', 'http'], 2, /--port "http" is not a port number/],
   ]
   for (const [name, args, code, message] of rows) {
@@ -49,11 +57,20 @@ t.test('refuses to start, with a message naming the problem', async t => {
   t.match(missingSa.stderr, /cannot read --service-account file .*nope.json/)
   const notInCluster = await run(['serve', ...certFlags(server), ...loopback])
   t.equal(notInCluster.code, 1, 'no API server and not in a cluster')
-  t.match(notInCluster.stderr,
-    /not running in a cluster .* pass --api-server URL, or --service-account FILE for offline mode/)
+  t.match(
+    notInCluster.stderr,
+    /not running in a cluster .* pass --api-server URL, or --service-account FILE for offline mode/,
+  )
   const taken = await startInProcess([...certFlags(server), '--service-account', saFile])
-  const clash = await run(['serve', ...loopback, '--port', String(taken.ports.admission), ...certFlags(server),
-    '--service-account', saFile])
+  const clash = await run([
+    'serve',
+    ...loopback,
+    '--port',
+    String(taken.ports.admission),
+    ...certFlags(server),
+    '--service-account',
+    saFile,
+  ])
   t.equal(clash.code, 1, 'port in use')
   t.match(clash.stderr, /cannot listen on 127\.0\.0\.1 .*EADDRINUSE/)
   t.equal(await taken.shutdown(), true)
@@ -62,10 +79,26 @@ t.test('refuses to start, with a message naming the problem', async t => {
 t.test('serve --help documents every flag', async t => {
   const r = await run(['serve', '--help'])
   t.equal(r.code, 0)
-  const flags = ['--port', '--bind-address', '--cert-dir', '--tls-cert-file', '--tls-key-file', '--tls-min-version',
-    '--health-port', '--metrics-port', '--max-request-bytes', '--service-account', '--log-level', '--shutdown-timeout',
-    '--api-server', '--api-token-file', '--api-ca-file', '--serviceaccount-cache', '--lookup-timeout',
-    '--max-cache-staleness']
+  const flags = [
+    '--port',
+    '--bind-address',
+    '--cert-dir',
+    '--tls-cert-file',
+    '--tls-key-file',
+    '--tls-min-version',
+    '--health-port',
+    '--metrics-port',
+    '--max-request-bytes',
+    '--service-account',
+    '--log-level',
+    '--shutdown-timeout',
+    '--api-server',
+    '--api-token-file',
+    '--api-ca-file',
+    '--serviceaccount-cache',
+    '--lookup-timeout',
+    '--max-cache-staleness',
+  ]
   for (const flag of flags) t.match(r.stdout, `  ${flag} `, flag)
 })
 
@@ -111,8 +144,10 @@ t.test('SIGTERM: not ready at once, in-flight review completes, new connections 
   const notReady = async (): Promise<boolean> =>
     (await request({ port: p.ports.health, path: '/readyz', method: 'GET', plain: true })).status === 503
   t.ok(await until(notReady), '/readyz turns 503')
-  const refused = await request({ port: p.ports.admission, ca: caPem, body: review })
-    .then(() => 'answered', (e: NodeJS.ErrnoException) => e.code)
+  const refused = await request({ port: p.ports.admission, ca: caPem, body: review }).then(
+    () => 'answered',
+    (e: NodeJS.ErrnoException) => e.code,
+  )
   t.equal(refused, 'ECONNREFUSED', 'new connections are refused')
   const reply = await slow.finish()
   t.match(reply, /^HTTP\/1\.1 200 OK/, 'the in-flight review completes')

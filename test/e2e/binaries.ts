@@ -35,13 +35,18 @@ const pick = (
  */
 export const resolveBinaries = async (env: Readonly<Record<string, string | undefined>>): Promise<E2eBinaries> => {
   const found: string[] = []
-  for (const [variable, name] of [['KUBE_APISERVER', 'kube-apiserver'], ['ETCD', 'etcd']] as const) {
+  for (const [variable, name] of [
+    ['KUBE_APISERVER', 'kube-apiserver'],
+    ['ETCD', 'etcd'],
+  ] as const) {
     const { path, from } = pick(env, variable, name)
     try {
       await access(path, constants.X_OK)
     } catch {
-      throw new Error(`${name} not found or not executable at ${path} (from ${from}); run test/e2e/build.sh, ` +
-        `or point ${variable} or KUBEBUILDER_ASSETS at an existing binary`)
+      throw new Error(
+        `${name} not found or not executable at ${path} (from ${from}); run test/e2e/build.sh, ` +
+          `or point ${variable} or KUBEBUILDER_ASSETS at an existing binary`,
+      )
     }
     found.push(path)
   }

@@ -88,7 +88,7 @@ const removeStaleRunDirs = async (): Promise<void> => {
  * RBAC bootstrap). On failure, everything started is stopped again and the error carries both logs' tails.
  */
 export const startCluster = async (options: ClusterOptions = {}): Promise<Cluster> => {
-  const binaries = options.binaries ?? await resolveBinaries(options.env ?? process.env)
+  const binaries = options.binaries ?? (await resolveBinaries(options.env ?? process.env))
   await removeStaleRunDirs()
   // mkdtemp makes the folder 0700: keys, tokens and etcd's data stay private to this user.
   const dir = await mkdtemp(join(tmpdir(), runDirPrefix))
@@ -125,45 +125,57 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     const [etcdClientPort, etcdPeerPort, apiPort] = await freePorts(3)
     const etcdUrl = `https://127.0.0.1:${etcdClientPort}`
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`
-    started.push(startProcess(binaries.etcd, [
-      '--name=e2e',
-      `--data-dir=${join(dir, 'etcd-data')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      // A single member never talks to peers, but etcd binds the peer URL anyway: keep it on loopback too.
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=e2e=${peerUrl}`,
-      `--cert-file=${serving.certFile}`,
-      `--key-file=${serving.keyFile}`,
-      '--logger=zap',
-      '--log-level=warn',
-    ], logs.etcd))
+    started.push(
+      startProcess(
+        binaries.etcd,
+        [
+          '--name=e2e',
+          `--data-dir=${join(dir, 'etcd-data')}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          // A single member never talks to peers, but etcd binds the peer URL anyway: keep it on loopback too.
+          `--listen-peer-urls=${peerUrl}`,
+          `--initial-advertise-peer-urls=${peerUrl}`,
+          `--initial-cluster=e2e=${peerUrl}`,
+          `--cert-file=${serving.certFile}`,
+          `--key-file=${serving.keyFile}`,
+          '--logger=zap',
+          '--log-level=warn',
+        ],
+        logs.etcd,
+      ),
+    )
 
-    started.push(startProcess(binaries.kubeApiserver, [
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      `--tls-cert-file=${serving.certFile}`,
-      `--tls-private-key-file=${serving.keyFile}`,
-      `--etcd-servers=${etcdUrl}`,
-      `--etcd-cafile=${ca.certFile}`,
-      `--token-auth-file=${tokenFile}`,
-      '--authorization-mode=RBAC',
-      // Listed explicitly (they are also defaults) because the tests depend on exactly these.
-      '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
-      `--service-account-issuer=${serviceAccountIssuer}`,
-      `--service-account-key-file=${saPubFile}`,
-      `--service-account-signing-key-file=${saKeyFile}`,
-      // Only an allocation range for Service objects stored in etcd; no traffic goes there.
-      '--service-cluster-ip-range=10.0.0.0/24',
-      // No kubelets or controllers: nothing would serve endpoints, so the API server should not maintain them.
-      '--endpoint-reconciler-type=none',
-      '--allow-privileged=true',
-      '--profiling=false',
-      `--v=${options.apiserverVerbosity ?? 1}`,
-    ], logs['kube-apiserver']))
+    started.push(
+      startProcess(
+        binaries.kubeApiserver,
+        [
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${join(dir, 'apiserver-certs')}`,
+          `--tls-cert-file=${serving.certFile}`,
+          `--tls-private-key-file=${serving.keyFile}`,
+          `--etcd-servers=${etcdUrl}`,
+          `--etcd-cafile=${ca.certFile}`,
+          `--token-auth-file=${tokenFile}`,
+          '--authorization-mode=RBAC',
+          // Listed explicitly (they are also defaults) because the tests depend on exactly these.
+          '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+          `--service-account-issuer=${serviceAccountIssuer}`,
+          `--service-account-key-file=${saPubFile}`,
+          `--service-account-signing-key-file=${saKeyFile}`,
+          // Only an allocation range for Service objects stored in etcd; no traffic goes there.
+          '--service-cluster-ip-range=10.0.0.0/24',
+          // No kubelets or controllers: nothing would serve endpoints, so the API server should not maintain them.
+          '--endpoint-reconciler-type=none',
+          '--allow-privileged=true',
+          '--profiling=false',
+          `--v=${options.apiserverVerbosity ?? 1}`,
+        ],
+        logs['kube-apiserver'],
+      ),
+    )
 
     const server = new URL(`https://127.0.0.1:${apiPort}`)
     const caPem = await readFile(ca.certFile)
@@ -172,10 +184,15 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     for (;;) {
       for (const child of started) {
         if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`${child === started[0] ? 'etcd' : 'kube-apiserver'} exited early (${child.exitCode ?? child.signalCode})`)
+          throw new Error(
+            `${child === started[0] ? 'etcd' : 'kube-apiserver'} exited early (${child.exitCode ?? child.signalCode})`,
+          )
         }
       }
-      const ready = await admin.request('GET', '/readyz').then(r => r.status === 200, () => false)
+      const ready = await admin.request('GET', '/readyz').then(
+        r => r.status === 200,
+        () => false,
+      )
       if (ready) break
       if (Date.now() > deadline) throw new Error('kube-apiserver did not become ready in time')
       await sleep(250)
@@ -189,8 +206,16 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       admin: restAdmin,
       dir,
       async createNamespace(name, labels) {
-        await restAdmin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } })
-        await restAdmin.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } })
+        await restAdmin.create({
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name, ...(labels ? { labels } : {}) },
+        })
+        await restAdmin.create({
+          apiVersion: 'v1',
+          kind: 'ServiceAccount',
+          metadata: { name: 'default', namespace: name },
+        })
       },
       async tokenFor(namespace, serviceAccount, expirationSeconds = 3600) {
         const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`
@@ -201,7 +226,8 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
         })
         const status = own(review, 'status')
         const token = isObject(status) ? own(status, 'token') : undefined
-        if (!isString(token) || token === '') throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`)
+        if (!isString(token) || token === '')
+          throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`)
         return token
       },
       logTail: (component, lines = 40) => logTail(logs[component], lines),

@@ -59,7 +59,10 @@ const groupVersionPath = (apiVersion: string): string =>
  * The REST path of an object's collection (`name` omitted) or of the object itself. A namespaced object without
  * `metadata.namespace` falls back to `defaultNamespace`, as kubectl does with `-n`.
  */
-export const objectPath = (object: JsonObject, options: { readonly withName: boolean; readonly defaultNamespace?: string }): string => {
+export const objectPath = (
+  object: JsonObject,
+  options: { readonly withName: boolean; readonly defaultNamespace?: string },
+): string => {
   const apiVersion = own(object, 'apiVersion')
   const kind = own(object, 'kind')
   if (!isString(apiVersion) || !isString(kind)) throw new Error('object without apiVersion or kind')
@@ -123,31 +126,35 @@ export class KubeRest {
       headers['content-length'] = String(payload.length)
     }
     return new Promise((resolve, reject) => {
-      const req = https.request(new URL(path, this.#options.server), {
-        method,
-        headers,
-        agent: this.#agent,
-        timeout: this.#options.timeoutMs ?? 30_000,
-      }, res => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('error', reject)
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let parsed: unknown = text
-          try {
-            parsed = JSON.parse(text)
-          } catch {
-            // Some endpoints (/readyz, /healthz) answer plain text: keep it as is.
-          }
-          resolve({
-            status: res.statusCode ?? 0,
-            body: parsed,
-            headers: res.headers,
-            warnings: warningTexts(res.headersDistinct['warning'] ?? []),
+      const req = https.request(
+        new URL(path, this.#options.server),
+        {
+          method,
+          headers,
+          agent: this.#agent,
+          timeout: this.#options.timeoutMs ?? 30_000,
+        },
+        res => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('error', reject)
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8')
+            let parsed: unknown = text
+            try {
+              parsed = JSON.parse(text)
+            } catch {
+              // Some endpoints (/readyz, /healthz) answer plain text: keep it as is.
+            }
+            resolve({
+              status: res.statusCode ?? 0,
+              body: parsed,
+              headers: res.headers,
+              warnings: warningTexts(res.headersDistinct['warning'] ?? []),
+            })
           })
-        })
-      })
+        },
+      )
       req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)))
       req.on('error', reject)
       req.end(payload)
@@ -164,7 +171,10 @@ export class KubeRest {
 
   /** POSTs the object into its collection and returns what the API server stored. */
   create(object: JsonObject, defaultNamespace?: string): Promise<JsonObject> {
-    const path = objectPath(object, defaultNamespace === undefined ? { withName: false } : { withName: false, defaultNamespace })
+    const path = objectPath(
+      object,
+      defaultNamespace === undefined ? { withName: false } : { withName: false, defaultNamespace },
+    )
     return this.#expectObject('POST', path, object)
   }
 
@@ -190,12 +200,18 @@ export class KubeRest {
    * manifest list can be applied twice and later objects may refer to earlier ones. Returns what was stored and
    * every warning the API server sent.
    */
-  async apply(objects: readonly unknown[], defaultNamespace?: string): Promise<{ objects: JsonObject[]; warnings: string[] }> {
+  async apply(
+    objects: readonly unknown[],
+    defaultNamespace?: string,
+  ): Promise<{ objects: JsonObject[]; warnings: string[] }> {
     const stored: JsonObject[] = []
     const warnings: string[] = []
     for (const object of objects) {
       if (!isObject(object)) throw new Error('apply: every manifest must be an object')
-      const path = objectPath(object, defaultNamespace === undefined ? { withName: true } : { withName: true, defaultNamespace })
+      const path = objectPath(
+        object,
+        defaultNamespace === undefined ? { withName: true } : { withName: true, defaultNamespace },
+      )
       // JSON is YAML, so the apply-patch content type takes the object as it is.
       const method = 'PATCH'
       const target = `${path}?fieldManager=stackit-e2e&force=true`

@@ -61,10 +61,14 @@ export const startProcess = (
   hookExit()
   const fd = openSync(logFile, 'a', 0o600)
   try {
-    const [command, argv] = setpriv === undefined ? [program, args] : [setpriv, ['--pdeathsig', 'KILL', '--', program, ...args]]
+    const [command, argv] =
+      setpriv === undefined ? [program, args] : [setpriv, ['--pdeathsig', 'KILL', '--', program, ...args]]
     // A minimal environment: etcd reads ETCD_* variables as flags, and proxy variables would divert the API
     // server's calls to the webhook on 127.0.0.1.
-    const child = spawn(command, argv, { stdio: ['ignore', fd, fd], env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } })
+    const child = spawn(command, argv, {
+      stdio: ['ignore', fd, fd],
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    })
     liveProcesses.add(child)
     child.once('exit', () => liveProcesses.delete(child))
     return child
@@ -107,7 +111,10 @@ export const freePorts = async (count: number): Promise<number[]> => {
 /** The last `lines` lines of a log file (or a note that there is none), for failure diagnostics. */
 export const logTail = async (file: string, lines: number): Promise<string> => {
   try {
-    return (await readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n')
+    return (await readFile(file, 'utf8'))
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
   } catch {
     return `(no log at ${file})`
   }

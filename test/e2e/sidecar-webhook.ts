@@ -61,9 +61,10 @@ export const startSidecarWebhook = async (certFile: string, keyFile: string): Pr
   return {
     port: (server.address() as AddressInfo).port,
     calls: () => calls,
-    close: () => new Promise(resolve => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    }),
+    close: () =>
+      new Promise(resolve => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
   }
 }

@@ -38,12 +38,17 @@ t.test('a Pod created over REST is stored, and read back with the ServiceAccount
 })
 
 t.test('a Pod naming a missing ServiceAccount is refused by the ServiceAccount admission plugin', async t => {
-  const error = await cluster.admin.create({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'orphan', namespace },
-    spec: { serviceAccountName: 'missing', containers: [{ name: 'main', image: 'registry.invalid/hello:1' }] },
-  }).then(() => undefined, (e: unknown) => e)
+  const error = await cluster.admin
+    .create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'orphan', namespace },
+      spec: { serviceAccountName: 'missing', containers: [{ name: 'main', image: 'registry.invalid/hello:1' }] },
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
   t.type(error, KubeRestError)
   t.match(error, { status: 403, message: /serviceaccount "missing" not found/ })
 })
@@ -55,7 +60,9 @@ t.test('a TokenRequest token authenticates as the ServiceAccount, which RBAC the
     kind: 'SelfSubjectReview',
   })
   const status = own(review, 'status')
-  t.match(isObject(status) ? own(status, 'userInfo') : undefined, { username: `system:serviceaccount:${namespace}:app` })
+  t.match(isObject(status) ? own(status, 'userInfo') : undefined, {
+    username: `system:serviceaccount:${namespace}:app`,
+  })
   const listing = await app.request('GET', `/api/v1/namespaces/${namespace}/serviceaccounts`)
   t.equal(listing.status, 403, 'no role is bound, so listing is forbidden')
 })

@@ -48,10 +48,15 @@ t.teardown(() => webhook.stop())
 
 const metricsText = (): Promise<string> =>
   new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: webhook.metricsPort, path: '/metrics' }, res => {
-      let text = ''
-      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve(text))
-    }).on('error', reject)
+    http
+      .get({ host: '127.0.0.1', port: webhook.metricsPort, path: '/metrics' }, res => {
+        let text = ''
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (text += d))
+          .on('end', () => resolve(text))
+      })
+      .on('error', reject)
   })
 
 /** The value of one series, 0 when it is not exported. */

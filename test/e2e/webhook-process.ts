@@ -46,7 +46,9 @@ export interface WebhookProcess {
 }
 
 /** The `listening` line's ports, once the process has logged it. */
-const listeningPorts = async (logFile: string): Promise<{ admission: number; health: number; metrics: number } | undefined> => {
+const listeningPorts = async (
+  logFile: string,
+): Promise<{ admission: number; health: number; metrics: number } | undefined> => {
   const text = await readFile(logFile, 'utf8').catch(() => '')
   for (const line of text.split('\n')) {
     let entry: unknown
@@ -57,7 +59,8 @@ const listeningPorts = async (logFile: string): Promise<{ admission: number; hea
     }
     if (!isObject(entry) || own(entry, 'msg') !== 'listening') continue
     const [admission, health, metrics] = ['admissionPort', 'healthPort', 'metricsPort'].map(k => own(entry, k))
-    if (typeof admission === 'number' && typeof health === 'number' && typeof metrics === 'number') return { admission, health, metrics }
+    if (typeof admission === 'number' && typeof health === 'number' && typeof metrics === 'number')
+      return { admission, health, metrics }
   }
   return undefined
 }
@@ -74,24 +77,38 @@ const readyz = (port: number): Promise<number> =>
 
 /** Starts the webhook and resolves once it is ready to admit Pods. */
 export const startWebhookProcess = async (options: WebhookProcessOptions): Promise<WebhookProcess> => {
-  const child = startProcess(process.execPath, [
-    // The Node flags of the container image's ENTRYPOINT, as in production.
-    ...imageNodeFlags(),
-    webhookBin,
-    'serve',
-    // Loopback only: the test API server is the only client, and nothing else on the machine should reach it.
-    '--bind-address', '127.0.0.1',
-    '--port', String(options.port ?? 0),
-    '--health-port', '0',
-    '--metrics-port', '0',
-    '--cert-dir', options.certDir,
-    '--api-server', options.apiServer.href.replace(/\/$/, ''),
-    '--api-ca-file', options.apiCaFile,
-    '--api-token-file', options.apiTokenFile,
-    '--log-level', 'debug',
-    '--shutdown-timeout', '5s',
-    ...(options.extraArgs ?? []),
-  ], options.logFile)
+  const child = startProcess(
+    process.execPath,
+    [
+      // The Node flags of the container image's ENTRYPOINT, as in production.
+      ...imageNodeFlags(),
+      webhookBin,
+      'serve',
+      // Loopback only: the test API server is the only client, and nothing else on the machine should reach it.
+      '--bind-address',
+      '127.0.0.1',
+      '--port',
+      String(options.port ?? 0),
+      '--health-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--cert-dir',
+      options.certDir,
+      '--api-server',
+      options.apiServer.href.replace(/\/$/, ''),
+      '--api-ca-file',
+      options.apiCaFile,
+      '--api-token-file',
+      options.apiTokenFile,
+      '--log-level',
+      'debug',
+      '--shutdown-timeout',
+      '5s',
+      ...(options.extraArgs ?? []),
+    ],
+    options.logFile,
+  )
   const stop = async (): Promise<number | null> => {
     await stopProcess(child, 15_000)
     return child.exitCode
@@ -100,12 +117,14 @@ export const startWebhookProcess = async (options: WebhookProcessOptions): Promi
   try {
     let ports: Awaited<ReturnType<typeof listeningPorts>>
     while ((ports = await listeningPorts(options.logFile)) === undefined) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
       if (Date.now() > deadline) throw new Error('the webhook logged no "listening" line in time')
       await sleep(100)
     }
     while ((await readyz(ports.health)) !== 200) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the webhook exited (${child.exitCode ?? child.signalCode})`)
       if (Date.now() > deadline) throw new Error('the webhook did not report ready in time')
       await sleep(100)
     }

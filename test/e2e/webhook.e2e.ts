@@ -65,7 +65,6 @@ const webhookServiceAccount = nameOf(baseServiceAccount)
 const beforeRegistration = base.filter(o => o !== baseWebhookConfig)
 const applied = await api.apply(beforeRegistration)
 
-
 const webhookToken = await cluster.tokenFor(webhookNamespace, webhookServiceAccount, 3600)
 const tokenFile = join(cluster.dir, 'webhook-token')
 await writeFile(tokenFile, webhookToken, { mode: 0o600 })
@@ -125,7 +124,11 @@ const inNamespace = (object: JsonObject, namespace: string): JsonObject => {
   return copy
 }
 
-const serviceAccount = (namespace: string, name: string, annotations: Readonly<Record<string, string>> = {}): JsonObject => ({
+const serviceAccount = (
+  namespace: string,
+  name: string,
+  annotations: Readonly<Record<string, string>> = {},
+): JsonObject => ({
   apiVersion: 'v1',
   kind: 'ServiceAccount',
   metadata: { name, namespace, annotations },
@@ -141,7 +144,9 @@ const pod = (namespace: string, name: string, serviceAccountName: string, extra:
 const podPath = (namespace: string, name: string): string => `/api/v1/namespaces/${namespace}/pods/${name}`
 
 /** Reads fields of a stored Pod without casts: the injected volume, and per container its mount and env. */
-const injection = (stored: JsonObject): {
+const injection = (
+  stored: JsonObject,
+): {
   volumes: unknown[]
   containers: Map<string, { mounts: unknown[]; env: Map<string, unknown> }>
 } => {
@@ -157,11 +162,16 @@ const injection = (stored: JsonObject): {
       const env = own(c, 'env')
       containers.set(isString(name) ? name : '?', {
         mounts: (Array.isArray(mounts) ? mounts : []).filter(m => isObject(m) && own(m, 'name') === volumeName),
-        env: new Map((Array.isArray(env) ? env : []).filter(isObject).map(e => [String(own(e, 'name')), own(e, 'value')])),
+        env: new Map(
+          (Array.isArray(env) ? env : []).filter(isObject).map(e => [String(own(e, 'name')), own(e, 'value')]),
+        ),
       })
     }
   }
-  return { volumes: (Array.isArray(volumes) ? volumes : []).filter(v => isObject(v) && own(v, 'name') === volumeName), containers }
+  return {
+    volumes: (Array.isArray(volumes) ? volumes : []).filter(v => isObject(v) && own(v, 'name') === volumeName),
+    containers,
+  }
 }
 
 /**
@@ -171,9 +181,16 @@ const injection = (stored: JsonObject): {
 const waitUntilEffective = async (namespace: string, serviceAccountName: string): Promise<void> => {
   const deadline = Date.now() + 30_000
   for (;;) {
-    const response = await api.request('POST', `/api/v1/namespaces/${namespace}/pods?dryRun=All`, pod(namespace, 'probe', serviceAccountName))
+    const response = await api.request(
+      'POST',
+      `/api/v1/namespaces/${namespace}/pods?dryRun=All`,
+      pod(namespace, 'probe', serviceAccountName),
+    )
     if (response.status === 201 && isObject(response.body) && injection(response.body).volumes.length === 1) return
-    if (Date.now() > deadline) throw new Error(`the webhook configuration did not take effect: ${response.status} ${JSON.stringify(response.body)}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `the webhook configuration did not take effect: ${response.status} ${JSON.stringify(response.body)}`,
+      )
     await sleep(200)
   }
 }
@@ -190,29 +207,41 @@ for (const sa of Array.isArray(referenceAccounts) ? referenceAccounts : []) {
 }
 
 type Expected =
-  | { readonly outcome: 'injected'; readonly audience: string; readonly expirationSeconds: number; readonly mountPath: string; readonly env: Readonly<Record<string, string>> }
+  | {
+      readonly outcome: 'injected'
+      readonly audience: string
+      readonly expirationSeconds: number
+      readonly mountPath: string
+      readonly env: Readonly<Record<string, string>>
+    }
   | { readonly outcome: 'unchanged' }
   | { readonly outcome: 'denied'; readonly message: RegExp }
 
 const referenceCases: [fixture: string, expected: Expected][] = [
-  ['injection', {
-    outcome: 'injected',
-    audience: 'custom-audience',
-    expirationSeconds: 1200,
-    mountPath: '/custom/path',
-    env: {
-      [envNames.email]: 'test-sa@stackit.cloud',
-      [envNames.idpTokenEndpoint]: 'https://custom-idp.stackit.cloud',
-      [envNames.federatedTokenFile]: '/custom/path/token',
+  [
+    'injection',
+    {
+      outcome: 'injected',
+      audience: 'custom-audience',
+      expirationSeconds: 1200,
+      mountPath: '/custom/path',
+      env: {
+        [envNames.email]: 'test-sa@stackit.cloud',
+        [envNames.idpTokenEndpoint]: 'https://custom-idp.stackit.cloud',
+        [envNames.federatedTokenFile]: '/custom/path/token',
+      },
     },
-  }],
-  ['bare-bones', {
-    outcome: 'injected',
-    audience: defaults.audience,
-    expirationSeconds: defaults.tokenExpirationSeconds,
-    mountPath: defaults.mountPath,
-    env: { [envNames.email]: 'test-sa@stackit.cloud' },
-  }],
+  ],
+  [
+    'bare-bones',
+    {
+      outcome: 'injected',
+      audience: defaults.audience,
+      expirationSeconds: defaults.tokenExpirationSeconds,
+      mountPath: defaults.mountPath,
+      env: { [envNames.email]: 'test-sa@stackit.cloud' },
+    },
+  ],
   ['invalid-expiration', { outcome: 'denied', message: /service-account-token-expiration-seconds="not-a-number"/ }],
   ['no-annotation', { outcome: 'unchanged' }],
   ['skip-pod', { outcome: 'unchanged' }],
@@ -223,11 +252,14 @@ const referenceCases: [fixture: string, expected: Expected][] = [
 // is pending, so no top-level await may follow the first t.test.
 await cluster.createNamespace('cases')
 
-t.test('manifests/base passes the real API server: accepted, and no warnings (Pod Security "restricted" included)', async t => {
-  const kindAndName = (o: JsonObject): string => `${String(own(o, 'kind'))}/${nameOf(o)}`
-  t.same(applied.objects.map(kindAndName), beforeRegistration.map(kindAndName))
-  t.same(applied.warnings, [])
-})
+t.test(
+  'manifests/base passes the real API server: accepted, and no warnings (Pod Security "restricted" included)',
+  async t => {
+    const kindAndName = (o: JsonObject): string => `${String(own(o, 'kind'))}/${nameOf(o)}`
+    t.same(applied.objects.map(kindAndName), beforeRegistration.map(kindAndName))
+    t.same(applied.warnings, [])
+  },
+)
 
 for (const [fixture, expected] of referenceCases) {
   t.test(`reference case ${fixture} → ${expected.outcome}`, async t => {
@@ -239,7 +271,10 @@ for (const [fixture, expected] of referenceCases) {
     const name = isObject(metadata) ? String(own(metadata, 'name')) : ''
 
     if (expected.outcome === 'denied') {
-      const error = await api.create(body).then(() => undefined, (e: unknown) => e)
+      const error = await api.create(body).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       t.type(error, KubeRestError)
       t.match(error, { status: 403, message: denied })
       t.match(error, { message: expected.message })
@@ -255,13 +290,29 @@ for (const [fixture, expected] of referenceCases) {
     if (expected.outcome === 'unchanged') {
       t.same(found.volumes, [], 'no injected volume')
       t.same(main?.mounts, [], 'no injected mount')
-      t.same([...(main?.env.keys() ?? [])].filter(k => k.startsWith('STACKIT_')), [], 'no STACKIT_ env')
+      t.same(
+        [...(main?.env.keys() ?? [])].filter(k => k.startsWith('STACKIT_')),
+        [],
+        'no STACKIT_ env',
+      )
       return
     }
-    t.match(found.volumes, [{
-      name: volumeName,
-      projected: { sources: [{ serviceAccountToken: { audience: expected.audience, expirationSeconds: expected.expirationSeconds, path: 'token' } }] },
-    }])
+    t.match(found.volumes, [
+      {
+        name: volumeName,
+        projected: {
+          sources: [
+            {
+              serviceAccountToken: {
+                audience: expected.audience,
+                expirationSeconds: expected.expirationSeconds,
+                path: 'token',
+              },
+            },
+          ],
+        },
+      },
+    ])
     t.equal(found.volumes.length, 1)
     t.match(main?.mounts, [{ name: volumeName, mountPath: expected.mountPath, readOnly: true }])
     t.equal(main?.mounts.length, 1)
@@ -299,7 +350,11 @@ t.test('every container and init container gets the mount and env; the kube-api-
   }
   t.equal(found.containers.get('a')?.env.get('KEEP'), 'me', 'existing env kept')
   t.match(stored, { spec: { initContainers: [{ name: 'init' }, { name: 'native-sidecar', restartPolicy: 'Always' }] } })
-  t.match(stored, { spec: { volumes: [{ name: /^kube-api-access-/ }] } }, 'the ServiceAccount plugin’s volume is still there')
+  t.match(
+    stored,
+    { spec: { volumes: [{ name: /^kube-api-access-/ }] } },
+    'the ServiceAccount plugin’s volume is still there',
+  )
 })
 
 t.test('a ServiceAccount created immediately before its Pod is honoured (no cache race)', async t => {
@@ -313,26 +368,48 @@ t.test('a ServiceAccount created immediately before its Pod is honoured (no cach
   }
 })
 
-t.test('an annotation changed on a known ServiceAccount reaches later Pods (the real watch stream delivers it)', async t => {
-  await api.create(serviceAccount('cases', 'changing', { [keys.email]: 'before@sa.stackit.cloud' }))
-  await api.create(pod('cases', 'changing-0', 'changing'))
-  t.equal(injection(await api.get(podPath('cases', 'changing-0'))).containers.get('main')?.env.get(envNames.email), 'before@sa.stackit.cloud')
-  const patched = await api.request('PATCH', '/api/v1/namespaces/cases/serviceaccounts/changing',
-    { metadata: { annotations: { [keys.email]: 'after@sa.stackit.cloud' } } }, 'application/merge-patch+json')
-  t.equal(patched.status, 200)
-  // The cached copy is replaced by the MODIFIED event; allow the watch a moment, as a user would see it.
-  let email: unknown
-  for (let i = 1; i <= 50 && email !== 'after@sa.stackit.cloud'; i++) {
-    await api.create(pod('cases', `changing-${i}`, 'changing'))
-    email = injection(await api.get(podPath('cases', `changing-${i}`))).containers.get('main')?.env.get(envNames.email)
-    if (email !== 'after@sa.stackit.cloud') await sleep(200)
-  }
-  t.equal(email, 'after@sa.stackit.cloud', 'a later Pod carries the new email')
-})
+t.test(
+  'an annotation changed on a known ServiceAccount reaches later Pods (the real watch stream delivers it)',
+  async t => {
+    await api.create(serviceAccount('cases', 'changing', { [keys.email]: 'before@sa.stackit.cloud' }))
+    await api.create(pod('cases', 'changing-0', 'changing'))
+    t.equal(
+      injection(await api.get(podPath('cases', 'changing-0')))
+        .containers.get('main')
+        ?.env.get(envNames.email),
+      'before@sa.stackit.cloud',
+    )
+    const patched = await api.request(
+      'PATCH',
+      '/api/v1/namespaces/cases/serviceaccounts/changing',
+      { metadata: { annotations: { [keys.email]: 'after@sa.stackit.cloud' } } },
+      'application/merge-patch+json',
+    )
+    t.equal(patched.status, 200)
+    // The cached copy is replaced by the MODIFIED event; allow the watch a moment, as a user would see it.
+    let email: unknown
+    for (let i = 1; i <= 50 && email !== 'after@sa.stackit.cloud'; i++) {
+      await api.create(pod('cases', `changing-${i}`, 'changing'))
+      email = injection(await api.get(podPath('cases', `changing-${i}`)))
+        .containers.get('main')
+        ?.env.get(envNames.email)
+      if (email !== 'after@sa.stackit.cloud') await sleep(200)
+    }
+    t.equal(email, 'after@sa.stackit.cloud', 'a later Pod carries the new email')
+  },
+)
 
 t.test('a denial reaches the client with the webhook name and our message, and nothing is stored', async t => {
-  await api.create(serviceAccount('cases', 'bad-path', { [keys.email]: 'x@sa.stackit.cloud', [keys.federatedTokenFile]: '/var/run/../../etc/token' }))
-  const error = await api.create(pod('cases', 'bad-path', 'bad-path')).then(() => undefined, (e: unknown) => e)
+  await api.create(
+    serviceAccount('cases', 'bad-path', {
+      [keys.email]: 'x@sa.stackit.cloud',
+      [keys.federatedTokenFile]: '/var/run/../../etc/token',
+    }),
+  )
+  const error = await api.create(pod('cases', 'bad-path', 'bad-path')).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.type(error, KubeRestError)
   t.match(error, { message: denied })
   t.match(error, { message: /federated-token-file/ })
@@ -355,23 +432,36 @@ t.test('an unrelated Pod with a malformed skip label is created untouched, with 
   const found = injection(await api.get(podPath('cases', 'unrelated')))
   t.same(found.volumes, [], 'no injected volume')
   const env = [...(found.containers.get('main')?.env.keys() ?? [])]
-  t.same(env.filter(k => k.startsWith('STACKIT_')), [], 'no STACKIT_ env')
+  t.same(
+    env.filter(k => k.startsWith('STACKIT_')),
+    [],
+    'no STACKIT_ env',
+  )
 })
 
 t.test('a Deployment-style Pod: generateName, owner reference, no namespace in the body', async t => {
   await api.create(serviceAccount('cases', 'web', { [keys.email]: 'web@sa.stackit.cloud' }))
-  const created = await api.create({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      generateName: 'web-7d9c5b8f4-',
-      labels: { app: 'web' },
-      ownerReferences: [{
-        apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9c5b8f4', uid: '6a1c2c47-5f0e-4a8e-9d4e-3b7c1d2e9f00', controller: true,
-      }],
+  const created = await api.create(
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        generateName: 'web-7d9c5b8f4-',
+        labels: { app: 'web' },
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'ReplicaSet',
+            name: 'web-7d9c5b8f4',
+            uid: '6a1c2c47-5f0e-4a8e-9d4e-3b7c1d2e9f00',
+            controller: true,
+          },
+        ],
+      },
+      spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'registry.invalid/web:1' }] },
     },
-    spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'registry.invalid/web:1' }] },
-  }, 'cases')
+    'cases',
+  )
   const metadata = own(created, 'metadata')
   const name = isObject(metadata) ? own(metadata, 'name') : undefined
   t.match(name, /^web-7d9c5b8f4-[a-z0-9]{5}$/)
@@ -380,57 +470,74 @@ t.test('a Deployment-style Pod: generateName, owner reference, no namespace in t
   t.equal(found.containers.get('web')?.env.get(envNames.email), 'web@sa.stackit.cloud')
 })
 
-t.test('a second webhook adding a sidecar after ours gets the sidecar mutated by reinvocation, nothing duplicated', async t => {
-  const sidecarCert = await makeServerCert(cluster.dir, webhookCa, { name: 'sidecar', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-  const sidecar = await startSidecarWebhook(sidecarCert.certFile, sidecarCert.keyFile)
-  t.teardown(() => sidecar.close())
-  await cluster.createNamespace('reinvocation', { 'e2e-sidecar': 'true' })
-  // Configurations are called in name order: "zz-…" comes after "stackit-pod-identity-webhook".
-  await api.apply([{
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'zz-e2e-sidecar-injector' },
-    webhooks: [{
-      name: 'sidecar.e2e.invalid',
-      admissionReviewVersions: ['v1'],
-      clientConfig: { url: `https://127.0.0.1:${sidecar.port}/`, caBundle: webhookCaBundle },
-      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-      sideEffects: 'None',
-      failurePolicy: 'Fail',
-      reinvocationPolicy: 'Never',
-      timeoutSeconds: 5,
-      namespaceSelector: { matchLabels: { 'e2e-sidecar': 'true' } },
-    }],
-  }])
-  t.teardown(() => api.delete('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/zz-e2e-sidecar-injector'))
-  await api.create(serviceAccount('reinvocation', 'app', { [keys.email]: 'app@sa.stackit.cloud' }))
+t.test(
+  'a second webhook adding a sidecar after ours gets the sidecar mutated by reinvocation, nothing duplicated',
+  async t => {
+    const sidecarCert = await makeServerCert(cluster.dir, webhookCa, {
+      name: 'sidecar',
+      dnsNames: ['localhost'],
+      ips: ['127.0.0.1'],
+    })
+    const sidecar = await startSidecarWebhook(sidecarCert.certFile, sidecarCert.keyFile)
+    t.teardown(() => sidecar.close())
+    await cluster.createNamespace('reinvocation', { 'e2e-sidecar': 'true' })
+    // Configurations are called in name order: "zz-…" comes after "stackit-pod-identity-webhook".
+    await api.apply([
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        metadata: { name: 'zz-e2e-sidecar-injector' },
+        webhooks: [
+          {
+            name: 'sidecar.e2e.invalid',
+            admissionReviewVersions: ['v1'],
+            clientConfig: { url: `https://127.0.0.1:${sidecar.port}/`, caBundle: webhookCaBundle },
+            rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+            sideEffects: 'None',
+            failurePolicy: 'Fail',
+            reinvocationPolicy: 'Never',
+            timeoutSeconds: 5,
+            namespaceSelector: { matchLabels: { 'e2e-sidecar': 'true' } },
+          },
+        ],
+      },
+    ])
+    t.teardown(() =>
+      api.delete('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/zz-e2e-sidecar-injector'),
+    )
+    await api.create(serviceAccount('reinvocation', 'app', { [keys.email]: 'app@sa.stackit.cloud' }))
 
-  // The sidecar configuration takes effect asynchronously too: retry with fresh names until the sidecar appears.
-  let stored: JsonObject | undefined
-  for (let i = 0; i < 50 && stored === undefined; i++) {
-    await api.create(pod('reinvocation', `app-${i}`, 'app'))
-    const candidate = await api.get(podPath('reinvocation', `app-${i}`))
-    if (injection(candidate).containers.has(sidecarName)) stored = candidate
-    else await sleep(200)
-  }
-  if (stored === undefined) throw new Error('the sidecar webhook never took effect')
-  const found = injection(stored)
-  t.ok(sidecar.calls() > 0, 'the sidecar webhook was called')
-  t.equal(found.volumes.length, 1, 'one injected volume')
-  for (const name of ['main', sidecarName]) {
-    t.equal(found.containers.get(name)?.mounts.length, 1, `${name}: exactly one mount`)
-    t.equal(found.containers.get(name)?.env.get(envNames.email), 'app@sa.stackit.cloud', `${name}: email env`)
-  }
-  const mainEnv = injection(stored).containers.get('main')?.env
-  t.equal([...(mainEnv?.keys() ?? [])].filter(k => k === envNames.email).length, 1, 'main: the env var once')
-})
+    // The sidecar configuration takes effect asynchronously too: retry with fresh names until the sidecar appears.
+    let stored: JsonObject | undefined
+    for (let i = 0; i < 50 && stored === undefined; i++) {
+      await api.create(pod('reinvocation', `app-${i}`, 'app'))
+      const candidate = await api.get(podPath('reinvocation', `app-${i}`))
+      if (injection(candidate).containers.has(sidecarName)) stored = candidate
+      else await sleep(200)
+    }
+    if (stored === undefined) throw new Error('the sidecar webhook never took effect')
+    const found = injection(stored)
+    t.ok(sidecar.calls() > 0, 'the sidecar webhook was called')
+    t.equal(found.volumes.length, 1, 'one injected volume')
+    for (const name of ['main', sidecarName]) {
+      t.equal(found.containers.get(name)?.mounts.length, 1, `${name}: exactly one mount`)
+      t.equal(found.containers.get(name)?.env.get(envNames.email), 'app@sa.stackit.cloud', `${name}: email env`)
+    }
+    const mainEnv = injection(stored).containers.get('main')?.env
+    t.equal([...(mainEnv?.keys() ?? [])].filter(k => k === envNames.email).length, 1, 'main: the env var once')
+  },
+)
 
 t.test('the webhook’s token has exactly its RBAC: ServiceAccounts readable, Pods and Secrets not', async t => {
   const asWebhook = api.as(webhookToken)
   t.equal((await asWebhook.request('GET', '/api/v1/serviceaccounts?limit=1')).status, 200)
   t.equal((await asWebhook.request('GET', '/api/v1/pods?limit=1')).status, 403)
   t.equal((await asWebhook.request('GET', '/api/v1/secrets?limit=1')).status, 403)
-  t.equal((await asWebhook.request('POST', '/api/v1/namespaces/cases/serviceaccounts', serviceAccount('cases', 'sneaky'))).status, 403)
+  t.equal(
+    (await asWebhook.request('POST', '/api/v1/namespaces/cases/serviceaccounts', serviceAccount('cases', 'sneaky')))
+      .status,
+    403,
+  )
 })
 
 /** The serial number the webhook presents right now. */
@@ -472,7 +579,11 @@ t.test('certificate rotation while the API server keeps calling: every creation 
   stop = true
   await load
   t.equal(serial, currentCert.serial, 'serves the new certificate without a restart')
-  t.same(outcomes.filter(o => !o.ok), [], 'no creation failed during the rotation')
+  t.same(
+    outcomes.filter(o => !o.ok),
+    [],
+    'no creation failed during the rotation',
+  )
   t.ok(outcomes.length >= 3, `${outcomes.length} Pods created across the rotation`)
   const notInjected: string[] = []
   for (const { name } of outcomes) {
@@ -481,44 +592,62 @@ t.test('certificate rotation while the API server keeps calling: every creation 
   t.same(notInjected, [], 'every Pod created across the rotation is injected')
 })
 
-t.test('webhook restarted while Pods are created: creations fail clearly, resume, nothing admitted unmutated', async t => {
-  await cluster.createNamespace('restart')
-  await api.create(serviceAccount('restart', 'app', { [keys.email]: 'restart@sa.stackit.cloud' }))
-  const port = webhook.admissionPort
-  let stop = false
-  const failures: string[] = []
-  let admitted = 0
-  const load = (async () => {
-    for (let i = 0; !stop; i++) {
-      await api.create(pod('restart', `app-${i}`, 'app')).then(
-        () => { admitted++ },
-        (e: unknown) => { failures.push(e instanceof Error ? e.message : String(e)) },
-      )
-      await sleep(50)
+t.test(
+  'webhook restarted while Pods are created: creations fail clearly, resume, nothing admitted unmutated',
+  async t => {
+    await cluster.createNamespace('restart')
+    await api.create(serviceAccount('restart', 'app', { [keys.email]: 'restart@sa.stackit.cloud' }))
+    const port = webhook.admissionPort
+    let stop = false
+    const failures: string[] = []
+    let admitted = 0
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        await api.create(pod('restart', `app-${i}`, 'app')).then(
+          () => {
+            admitted++
+          },
+          (e: unknown) => {
+            failures.push(e instanceof Error ? e.message : String(e))
+          },
+        )
+        await sleep(50)
+      }
+    })()
+    // Let a few creations through first, so the stop really lands in the middle of a stream of requests.
+    while (admitted < 2 && failures.length === 0) await sleep(20)
+    t.equal(await webhook.stop(), 0, 'the webhook drains and exits 0 on SIGTERM')
+
+    const down = await api.create(pod('restart', 'while-down', 'app')).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.match(down, { message: webhookFailure }, 'the client is told which webhook failed')
+    t.equal(
+      (await api.request('GET', podPath('restart', 'while-down'))).status,
+      404,
+      'failurePolicy Fail: nothing stored',
+    )
+
+    webhook = await startWebhook(port)
+    const resumed = `after-restart-${randomBytes(3).toString('hex')}`
+    await api.create(pod('restart', resumed, 'app'))
+    t.equal(injection(await api.get(podPath('restart', resumed))).volumes.length, 1, 'creations resume, injected')
+    stop = true
+    await load
+
+    t.ok(admitted > 0, `the load ran (${admitted} admitted, ${failures.length} refused while the webhook was away)`)
+    t.same(
+      failures.filter(m => !webhookFailure.test(m)),
+      [],
+      'every refusal names the webhook that could not be called',
+    )
+    const list = await api.get('/api/v1/namespaces/restart/pods')
+    const items = own(list, 'items')
+    let unmutated = 0
+    for (const item of Array.isArray(items) ? items : []) {
+      if (isObject(item) && injection(item).volumes.length !== 1) unmutated++
     }
-  })()
-  // Let a few creations through first, so the stop really lands in the middle of a stream of requests.
-  while (admitted < 2 && failures.length === 0) await sleep(20)
-  t.equal(await webhook.stop(), 0, 'the webhook drains and exits 0 on SIGTERM')
-
-  const down = await api.create(pod('restart', 'while-down', 'app')).then(() => undefined, (e: unknown) => e)
-  t.match(down, { message: webhookFailure }, 'the client is told which webhook failed')
-  t.equal((await api.request('GET', podPath('restart', 'while-down'))).status, 404, 'failurePolicy Fail: nothing stored')
-
-  webhook = await startWebhook(port)
-  const resumed = `after-restart-${randomBytes(3).toString('hex')}`
-  await api.create(pod('restart', resumed, 'app'))
-  t.equal(injection(await api.get(podPath('restart', resumed))).volumes.length, 1, 'creations resume, injected')
-  stop = true
-  await load
-
-  t.ok(admitted > 0, `the load ran (${admitted} admitted, ${failures.length} refused while the webhook was away)`)
-  t.same(failures.filter(m => !webhookFailure.test(m)), [], 'every refusal names the webhook that could not be called')
-  const list = await api.get('/api/v1/namespaces/restart/pods')
-  const items = own(list, 'items')
-  let unmutated = 0
-  for (const item of Array.isArray(items) ? items : []) {
-    if (isObject(item) && injection(item).volumes.length !== 1) unmutated++
-  }
-  t.equal(unmutated, 0, `none of ${Array.isArray(items) ? items.length : 0} stored Pods is unmutated`)
-})
+    t.equal(unmutated, 0, `none of ${Array.isArray(items) ? items.length : 0} stored Pods is unmutated`)
+  },
+)

@@ -53,7 +53,11 @@ const hour = 3_600_000
 const day = 24 * hour
 
 /** `YYYYMMDDHHMMSSZ`, the GeneralizedTime form `openssl ca -startdate/-enddate` accepts. */
-const asn1Time = (d: Date): string => d.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z')
+const asn1Time = (d: Date): string =>
+  d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z')
 
 const serialHex = (serial: bigint | number | undefined): string => {
   // Random default: 1 … 2^62, so it is positive and fits the 20-byte limit on certificate serials.
@@ -65,7 +69,11 @@ const serialHex = (serial: bigint | number | undefined): string => {
 
 const extensions = (kind: 'ca' | 'server', options: ServerCertOptions): string[] => {
   if (kind === 'ca') {
-    return ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash']
+    return [
+      'basicConstraints = critical, CA:TRUE',
+      'keyUsage = critical, keyCertSign, cRLSign',
+      'subjectKeyIdentifier = hash',
+    ]
   }
   const san = [
     ...(options.dnsNames ?? ['localhost']).map(n => `DNS:${n}`),
@@ -91,9 +99,11 @@ const openssl = (args: readonly string[]): Promise<void> =>
 
 /** Makes a fresh key in PKCS#8 PEM: EC P-256, or RSA with `rsaBits` bits. */
 const newKey = (keyFile: string, rsaBits?: number): Promise<void> =>
-  openssl(rsaBits === undefined
-    ? ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile]
-    : ['genpkey', '-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${rsaBits}`, '-out', keyFile])
+  openssl(
+    rsaBits === undefined
+      ? ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile]
+      : ['genpkey', '-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${rsaBits}`, '-out', keyFile],
+  )
 
 /**
  * The one signing path: new key, CSR, then `openssl ca` (self-signed when `issuer` is undefined) with exact
@@ -147,8 +157,19 @@ const issue = async (
     await newKey(keyFile, options.rsaBits)
     await openssl(['req', '-new', '-config', config, '-key', keyFile, '-out', csr])
     await openssl([
-      'ca', '-batch', '-notext', '-config', config, '-in', csr, '-out', certFile,
-      '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter),
+      'ca',
+      '-batch',
+      '-notext',
+      '-config',
+      config,
+      '-in',
+      csr,
+      '-out',
+      certFile,
+      '-startdate',
+      asn1Time(notBefore),
+      '-enddate',
+      asn1Time(notAfter),
       ...(issuer ? ['-cert', issuer.certFile, '-keyfile', issuer.keyFile] : ['-selfsign', '-keyfile', keyFile]),
     ])
   } finally {
@@ -163,7 +184,8 @@ const issue = async (
  * Makes a self-signed certificate authority (`ca.crt`, `ca.key` by default) for signing server certificates
  * with {@link makeServerCert}. Pass its `certFile` as a TLS client's `ca` to verify those certificates.
  */
-export const makeCa = (dir: string, options: CertOptions = {}): Promise<CertFiles> => issue(dir, 'ca', undefined, options, 'ca')
+export const makeCa = (dir: string, options: CertOptions = {}): Promise<CertFiles> =>
+  issue(dir, 'ca', undefined, options, 'ca')
 
 /**
  * Makes a server certificate signed by `ca` (`server.crt`, `server.key` by default), valid for `localhost`,
@@ -184,7 +206,11 @@ export const makeSelfSigned = (dir: string, options: ServerCertOptions = {}): Pr
  * certificate signed by `ca`, and a freshly generated key that is not the certificate's. `serial` and
  * `notAfter` describe the certificate.
  */
-export const makeMismatchedPair = async (dir: string, ca: CertFiles, options: ServerCertOptions = {}): Promise<CertFiles> => {
+export const makeMismatchedPair = async (
+  dir: string,
+  ca: CertFiles,
+  options: ServerCertOptions = {},
+): Promise<CertFiles> => {
   const pair = await issue(dir, 'server', ca, options, 'mismatched')
   await newKey(pair.keyFile, options.rsaBits) // overwrite the certificate's key with an unrelated one
   return pair

@@ -76,7 +76,12 @@ const render = (sa: Stored, meta: boolean): string =>
   JSON.stringify(
     meta
       ? { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: metadataOf(sa) }
-      : { kind: 'ServiceAccount', apiVersion: 'v1', metadata: metadataOf(sa), secrets: (sa.secrets ?? []).map(name => ({ name })) },
+      : {
+          kind: 'ServiceAccount',
+          apiVersion: 'v1',
+          metadata: metadataOf(sa),
+          secrets: (sa.secrets ?? []).map(name => ({ name })),
+        },
   )
 
 /** The fake server. Start with {@link FakeApiServer.start}, end with {@link FakeApiServer.close}. */
@@ -113,7 +118,10 @@ export class FakeApiServer {
   /** Listens on an ephemeral loopback port, over TLS (fixture certificate for 127.0.0.1) when `tls` is true. */
   static async start(options: { tls?: boolean } = {}): Promise<FakeApiServer> {
     const server = options.tls
-      ? https.createServer({ key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) })
+      ? https.createServer({
+          key: readFileSync(join(tlsDir, 'server.key')),
+          cert: readFileSync(join(tlsDir, 'server.crt')),
+        })
       : http.createServer()
     const fake = new FakeApiServer(server)
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -173,7 +181,11 @@ export class FakeApiServer {
     this.#history = []
     for (const w of this.#watchers) {
       if (!w.bookmarks) continue
-      const object = { kind: w.meta ? 'PartialObjectMetadata' : 'ServiceAccount', apiVersion: w.meta ? 'meta.k8s.io/v1' : 'v1', metadata: { resourceVersion: String(this.#rv) } }
+      const object = {
+        kind: w.meta ? 'PartialObjectMetadata' : 'ServiceAccount',
+        apiVersion: w.meta ? 'meta.k8s.io/v1' : 'v1',
+        metadata: { resourceVersion: String(this.#rv) },
+      }
       this.#write(w, JSON.stringify({ type: 'BOOKMARK', object }))
     }
   }
@@ -258,23 +270,40 @@ export class FakeApiServer {
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1'
     const kind: RequestKind = getMatch ? 'get' : watch ? 'watch' : 'list'
     const accept = req.headers.accept ?? ''
-    this.requests.push({ kind, url, accept, authorization: req.headers.authorization, userAgent: req.headers['user-agent'] })
-    const reply = (code: number, body: string): void => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(body)
-    if (this.requiredToken !== undefined && req.headers.authorization !== `Bearer ${this.requiredToken}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'))
+    this.requests.push({
+      kind,
+      url,
+      accept,
+      authorization: req.headers.authorization,
+      userAgent: req.headers['user-agent'],
+    })
+    const reply = (code: number, body: string): void =>
+      void res.writeHead(code, { 'Content-Type': 'application/json' }).end(body)
+    if (this.requiredToken !== undefined && req.headers.authorization !== `Bearer ${this.requiredToken}`)
+      return reply(401, status(401, 'Unauthorized', 'Unauthorized'))
     const fault = this.#take(this.#faults, kind)
-    if (fault) return reply(fault.status, status(fault.status, fault.status === 410 ? 'Expired' : 'InternalError', `injected ${fault.status}`))
+    if (fault)
+      return reply(
+        fault.status,
+        status(fault.status, fault.status === 410 ? 'Expired' : 'InternalError', `injected ${fault.status}`),
+      )
     if (this.#take(this.#hangs, kind)) return
     const delay = this.#take(this.#delays, kind)
     if (delay) await new Promise(resolve => setTimeout(resolve, delay.ms))
-    if (!getMatch && url.pathname !== '/api/v1/serviceaccounts') return reply(404, status(404, 'NotFound', 'the server could not find the requested resource'))
+    if (!getMatch && url.pathname !== '/api/v1/serviceaccounts')
+      return reply(404, status(404, 'NotFound', 'the server could not find the requested resource'))
     // "Alternate representations of resources": an unsupported Accept gets 406 Not Acceptable.
     const wantsMeta = accept.includes(';as=PartialObjectMetadata')
-    if (wantsMeta && this.metadata === 'reject-406') return reply(406, status(406, 'NotAcceptable', 'only the following media types are accepted: application/json'))
-    if (wantsMeta && this.metadata === 'reject-415') return reply(415, status(415, 'UnsupportedMediaType', 'unsupported media type'))
+    if (wantsMeta && this.metadata === 'reject-406')
+      return reply(406, status(406, 'NotAcceptable', 'only the following media types are accepted: application/json'))
+    if (wantsMeta && this.metadata === 'reject-415')
+      return reply(415, status(415, 'UnsupportedMediaType', 'unsupported media type'))
     const meta = wantsMeta && this.metadata === 'supported'
     if (getMatch) {
       const sa = this.#objects.get(`${decodeURIComponent(getMatch[1]!)}/${decodeURIComponent(getMatch[2]!)}`)
-      return sa ? reply(200, render(sa, meta)) : reply(404, status(404, 'NotFound', `serviceaccounts "${getMatch[2]}" not found`))
+      return sa
+        ? reply(200, render(sa, meta))
+        : reply(404, status(404, 'NotFound', `serviceaccounts "${getMatch[2]}" not found`))
     }
     return watch ? this.#watch(url, res, meta) : this.#list(url, res, meta)
   }
@@ -295,7 +324,11 @@ export class FakeApiServer {
     if (token) {
       if (this.#expireNextContinue) {
         this.#expireNextContinue = false
-        return void res.writeHead(410, { 'Content-Type': 'application/json' }).end(status(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.'))
+        return void res
+          .writeHead(410, { 'Content-Type': 'application/json' })
+          .end(
+            status(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.'),
+          )
       }
       const parsed = JSON.parse(Buffer.from(token, 'base64url').toString()) as { rv: number; after: string }
       listRv = parsed.rv
@@ -305,10 +338,13 @@ export class FakeApiServer {
       if (start === -1) start = keys.length
     }
     const end = limit > 0 ? Math.min(keys.length, start + limit) : keys.length
-    const next = end < keys.length ? Buffer.from(JSON.stringify({ rv: listRv, after: keys[end - 1] })).toString('base64url') : ''
+    const next =
+      end < keys.length ? Buffer.from(JSON.stringify({ rv: listRv, after: keys[end - 1] })).toString('base64url') : ''
     const listMeta = JSON.stringify({ resourceVersion: String(listRv), ...(next ? { continue: next } : {}) })
     res.writeHead(200, { 'Content-Type': 'application/json' })
-    res.write(`{"kind":"${meta ? 'PartialObjectMetadataList' : 'ServiceAccountList'}","apiVersion":"${meta ? 'meta.k8s.io/v1' : 'v1'}","metadata":${listMeta},"items":[`)
+    res.write(
+      `{"kind":"${meta ? 'PartialObjectMetadataList' : 'ServiceAccountList'}","apiVersion":"${meta ? 'meta.k8s.io/v1' : 'v1'}","metadata":${listMeta},"items":[`,
+    )
     for (let i = start; i < end; i += 256) {
       const batch: string[] = []
       for (let j = i; j < Math.min(end, i + 256); j++) batch.push(render(this.#objects.get(keys[j]!)!, meta))
@@ -328,7 +364,9 @@ export class FakeApiServer {
     if (fault === 'close') return void res.end()
     if (fault === 'silent') return void res.flushHeaders()
     if (from < this.#historyFrom) {
-      res.end(`${JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) })}\n`)
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) })}\n`,
+      )
       return
     }
     res.flushHeaders()

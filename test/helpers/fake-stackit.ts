@@ -94,25 +94,43 @@ export const startFakeStackit = async (tls?: { certFile: string; keyFile: string
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://fake')
     if (url.pathname === '/oauth/v2/token') {
-      const record: TokenRequest = { method: req.method ?? '', contentType: req.headers['content-type'], form: new URLSearchParams(await readBody(req)) }
+      const record: TokenRequest = {
+        method: req.method ?? '',
+        contentType: req.headers['content-type'],
+        form: new URLSearchParams(await readBody(req)),
+      }
       const n = fake.tokenRequests.push(record) - 1
       const reply = fake.tokenReply(n, record)
       if (reply) return send(res, reply)
       const exp = fake.tokenExp()
       const token = fakeJwt({ sub: record.form.get('client_id'), n, ...(exp === undefined ? {} : { exp }) })
       fake.issued.push(token)
-      return send(res, { body: JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: 3600, scope: '' }) })
+      return send(res, {
+        body: JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: 3600, scope: '' }),
+      })
     }
     const match = /^\/v2\/regions\/([^/]+)\/provider-options$/.exec(url.pathname)
     if (req.method === 'GET' && match) {
-      const record: SkeRequest = { path: url.pathname, authorization: req.headers.authorization, accept: req.headers.accept }
+      const record: SkeRequest = {
+        path: url.pathname,
+        authorization: req.headers.authorization,
+        accept: req.headers.accept,
+      }
       fake.skeRequests.push(record)
       const reply = fake.skeReply(record)
       if (reply) return send(res, reply)
       const ok = fake.issued.some(t => record.authorization === `Bearer ${t}`)
-      return send(res, ok
-        ? { body: JSON.stringify({ kubernetesVersions: defaultVersions.map(version => ({ version, state: 'supported' })), machineTypes: [] }) }
-        : { status: 401, body: '{"message":"unauthorized"}' })
+      return send(
+        res,
+        ok
+          ? {
+              body: JSON.stringify({
+                kubernetesVersions: defaultVersions.map(version => ({ version, state: 'supported' })),
+                machineTypes: [],
+              }),
+            }
+          : { status: 401, body: '{"message":"unauthorized"}' },
+      )
     }
     send(res, { status: 404, body: '{}' })
   }

@@ -9,7 +9,9 @@ const dockerfile = repoPath('Dockerfile')
 
 /** The ENTRYPOINT array of the Dockerfile's final stage. */
 export const imageEntrypoint = (): string[] => {
-  const lines = readFileSync(dockerfile, 'utf8').split('\n').filter(l => l.startsWith('ENTRYPOINT '))
+  const lines = readFileSync(dockerfile, 'utf8')
+    .split('\n')
+    .filter(l => l.startsWith('ENTRYPOINT '))
   const last = lines.at(-1)
   if (!last) throw new Error('the Dockerfile has no ENTRYPOINT')
   return JSON.parse(last.slice('ENTRYPOINT '.length)) as string[]

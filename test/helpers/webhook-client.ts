@@ -41,22 +41,25 @@ export interface RequestOptions {
 export const request = (o: RequestOptions): Promise<Reply> =>
   new Promise((resolve, reject) => {
     const lib = o.plain ? http : https
-    const req = lib.request({
-      host: '127.0.0.1',
-      servername: 'localhost',
-      port: o.port,
-      method: o.method ?? 'POST',
-      path: o.path ?? '/mutate',
-      headers: { 'Content-Type': 'application/json', ...o.headers },
-      ...(o.ca ? { ca: o.ca } : {}),
-      ...(o.agent ? { agent: o.agent } : {}),
-    }, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => (body += d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-      res.on('error', reject)
-    })
+    const req = lib.request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: o.port,
+        method: o.method ?? 'POST',
+        path: o.path ?? '/mutate',
+        headers: { 'Content-Type': 'application/json', ...o.headers },
+        ...(o.ca ? { ca: o.ca } : {}),
+        ...(o.agent ? { agent: o.agent } : {}),
+      },
+      res => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (body += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
     req.end(o.body)
   })
@@ -80,10 +83,12 @@ export const connectRaw = (port: number, ca: Buffer | string): Promise<RawConnec
     let closed = false
     socket.setEncoding('utf8')
     socket.on('data', (d: string) => (reply += d))
-    const done = new Promise<void>(r => socket.on('close', () => {
-      closed = true
-      r()
-    }))
+    const done = new Promise<void>(r =>
+      socket.on('close', () => {
+        closed = true
+        r()
+      }),
+    )
     // Before the handshake an error fails the call; later (a server cutting the connection resets it while the
     // test still writes) the promise is settled already, and `closed` reports the end.
     socket.on('error', reject)
@@ -221,5 +226,7 @@ export const startServe = (args: readonly string[]): Promise<ServeProcess> =>
         if (line.includes('"msg":"listening"')) resolve({ child, ports: listeningPorts(line), lines, exited })
       }
     })
-    void exited.then(code => reject(new Error(`serve exited with ${String(code)} before listening: ${lines.join('\n')}${buffered}`)))
+    void exited.then(code =>
+      reject(new Error(`serve exited with ${String(code)} before listening: ${lines.join('\n')}${buffered}`)),
+    )
   })

@@ -9,7 +9,9 @@ import { ServiceAccountApi, isGone } from '../../lib/kube/serviceaccount-api.js'
 const apiAnswering = async (t: Test, body: string): Promise<ServiceAccountApi> => {
   const server = http.createServer((_q, s) => s.writeHead(200, { 'Content-Type': 'application/json' }).end(body))
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const client = new KubeClient({ connection: { server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`) } })
+  const client = new KubeClient({
+    connection: { server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`) },
+  })
   t.teardown(() => {
     client.close()
     server.closeAllConnections()
@@ -19,11 +21,18 @@ const apiAnswering = async (t: Test, body: string): Promise<ServiceAccountApi> =
 }
 const signal = new AbortController().signal
 
-const badGets: [body: string][] = [['{"kind":"Pod","metadata":{"name":"x","namespace":"y"}}'], ['{"kind":"ServiceAccount","metadata":{}}'], ['[]']]
+const badGets: [body: string][] = [
+  ['{"kind":"Pod","metadata":{"name":"x","namespace":"y"}}'],
+  ['{"kind":"ServiceAccount","metadata":{}}'],
+  ['[]'],
+]
 for (const [body] of badGets) {
   t.test(`GET answered ${body} → not a ServiceAccount`, async t => {
     const api = await apiAnswering(t, body)
-    await t.rejects(api.get('y', 'x', 1000, signal), { code: 'KUBE_API', message: 'GET /api/v1/namespaces/y/serviceaccounts/x: the answer is not a ServiceAccount' })
+    await t.rejects(api.get('y', 'x', 1000, signal), {
+      code: 'KUBE_API',
+      message: 'GET /api/v1/namespaces/y/serviceaccounts/x: the answer is not a ServiceAccount',
+    })
   })
 }
 
@@ -37,12 +46,18 @@ const badLists: [body: string][] = [
 for (const [body] of badLists) {
   t.test(`LIST answered ${body} → not a list`, async t => {
     const api = await apiAnswering(t, body)
-    await t.rejects(api.list(10, signal, () => {}), { message: 'LIST /api/v1/serviceaccounts?limit=10: the answer is not a ServiceAccount list' })
+    await t.rejects(
+      api.list(10, signal, () => {}),
+      { message: 'LIST /api/v1/serviceaccounts?limit=10: the answer is not a ServiceAccount list' },
+    )
   })
 }
 
 t.test('LIST items without a name are skipped; a non-string continue ends the list', async t => {
-  const api = await apiAnswering(t, '{"kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"5","continue":7},"items":[{"metadata":{"namespace":"a"}},{"metadata":{"namespace":"a","name":"b"}}]}')
+  const api = await apiAnswering(
+    t,
+    '{"kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"5","continue":7},"items":[{"metadata":{"namespace":"a"}},{"metadata":{"namespace":"a","name":"b"}}]}',
+  )
   const names: string[] = []
   t.equal(await api.list(10, signal, sa => names.push(sa.name)), '5')
   t.same(names, ['b'])
@@ -54,11 +69,19 @@ const badEvents: [line: string, status: number | undefined, message: RegExp][] =
   ['{"type":"ADDED"}', 200, /unexpected event "ADDED"$/],
   [`{"type":"ADDED","object":{${sa}}}}`, 200, /unexpected event "ADDED"$/],
   [`{"type":"WEIRD","object":{${sa},"resourceVersion":"1"}}}`, 200, /unexpected event "WEIRD"$/],
-  ['{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"a","namespace":"b","resourceVersion":"1"}}}', 200, /unexpected event "ADDED"$/],
+  [
+    '{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"a","namespace":"b","resourceVersion":"1"}}}',
+    200,
+    /unexpected event "ADDED"$/,
+  ],
   ['{"type":"BOOKMARK","object":{}}', 200, /unexpected event "BOOKMARK"$/],
   ['{"type":"ERROR","object":"gone"}', undefined, /ERROR event undefined: $/],
   ['{"type":"ERROR","object":{"code":"410","message":"too old"}}', undefined, /ERROR event 410: too old$/],
-  ['{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old resource version: 1 (5)"}}', 410, /ERROR event 410: too old resource version: 1 \(5\)$/],
+  [
+    '{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old resource version: 1 (5)"}}',
+    410,
+    /ERROR event 410: too old resource version: 1 \(5\)$/,
+  ],
 ]
 for (const [line, status, message] of badEvents) {
   t.test(`WATCH event ${line} → rejected`, async t => {

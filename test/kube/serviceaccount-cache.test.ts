@@ -19,7 +19,11 @@ const annotated = (namespace: string, name: string): FakeServiceAccount => ({
   labels: { app: name },
   secrets: [`${name}-token-abcde`],
 })
-const plain = (namespace: string, name: string): FakeServiceAccount => ({ namespace, name, secrets: [`${name}-token-x`] })
+const plain = (namespace: string, name: string): FakeServiceAccount => ({
+  namespace,
+  name,
+  secrets: [`${name}-token-x`],
+})
 
 interface Setup {
   fake: FakeApiServer
@@ -29,7 +33,12 @@ interface Setup {
   clock: { now: number }
 }
 
-const setup = async (t: Test, seed: FakeServiceAccount[], options: Partial<ServiceAccountCacheOptions> = {}, metadata: MetadataSupport = 'supported'): Promise<Setup> => {
+const setup = async (
+  t: Test,
+  seed: FakeServiceAccount[],
+  options: Partial<ServiceAccountCacheOptions> = {},
+  metadata: MetadataSupport = 'supported',
+): Promise<Setup> => {
   const fake = await FakeApiServer.start()
   fake.metadata = metadata
   fake.seed(seed)
@@ -59,15 +68,25 @@ const setup = async (t: Test, seed: FakeServiceAccount[], options: Partial<Servi
 const watchUrl = (fake: FakeApiServer, i = -1) => fake.requests.filter(r => r.kind === 'watch').at(i)?.url.searchParams
 
 t.test('initial sync: paginated metadata-only LIST, then WATCH from its resourceVersion', async t => {
-  const seed = [annotated('team-a', 'app'), plain('team-a', 'other'), ...Array.from({ length: 5 }, (_, i) => plain(`ns-${i}`, 'default'))]
+  const seed = [
+    annotated('team-a', 'app'),
+    plain('team-a', 'other'),
+    ...Array.from({ length: 5 }, (_, i) => plain(`ns-${i}`, 'default')),
+  ]
   const { fake, cache, registry } = await setup(t, seed)
   t.equal(cache.ready(), false, 'not ready before the sync')
   await cache.start()
   t.equal(cache.ready(), true)
   t.equal(cache.size, 7)
   const lists = fake.requests.filter(r => r.kind === 'list')
-  t.same(lists.map(r => r.url.searchParams.get('limit')), ['3', '3', '3'])
-  t.same(lists.map(r => Boolean(r.url.searchParams.get('continue'))), [false, true, true])
+  t.same(
+    lists.map(r => r.url.searchParams.get('limit')),
+    ['3', '3', '3'],
+  )
+  t.same(
+    lists.map(r => Boolean(r.url.searchParams.get('continue'))),
+    [false, true, true],
+  )
   t.equal(lists[0]?.accept, 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1')
   t.ok(await until(() => fake.count('watch') === 1))
   const query = { watch: 'true', resourceVersion: String(fake.resourceVersion), allowWatchBookmarks: 'true' }
@@ -99,7 +118,10 @@ t.test('watch events: MODIFIED, DELETED, and a BOOKMARK the renewed watch resume
   await cache.start()
   t.ok(await until(() => fake.count('watch') === 1))
   fake.upsert(annotated('team-a', 'app'))
-  t.ok(await until(async () => (await cache.get('team-a', 'app'))?.annotations.get(email) === 'app@sa.stackit.cloud'), 'MODIFIED applied')
+  t.ok(
+    await until(async () => (await cache.get('team-a', 'app'))?.annotations.get(email) === 'app@sa.stackit.cloud'),
+    'MODIFIED applied',
+  )
   t.equal(cache.size, 1)
   fake.remove('team-a', 'app')
   fake.remove('team-a', 'absent')
@@ -115,16 +137,22 @@ t.test('watch events: MODIFIED, DELETED, and a BOOKMARK the renewed watch resume
 
 // 410 Gone arrives either as an ERROR event carrying a Status (the watch cache's way) or as the HTTP status itself.
 const goneCases: [name: string, inject: (fake: FakeApiServer) => void][] = [
-  ['ERROR event with a 410 Status after a connection dropped mid-event', fake => {
-    fake.dropNextWatchEvent()
-    fake.upsert(annotated('team-a', 'missed'))
-    fake.compact()
-  }],
-  ['HTTP 410 on the watch request', fake => {
-    fake.upsert(annotated('team-a', 'missed'))
-    fake.failNext('watch', 410)
-    fake.endWatches()
-  }],
+  [
+    'ERROR event with a 410 Status after a connection dropped mid-event',
+    fake => {
+      fake.dropNextWatchEvent()
+      fake.upsert(annotated('team-a', 'missed'))
+      fake.compact()
+    },
+  ],
+  [
+    'HTTP 410 on the watch request',
+    fake => {
+      fake.upsert(annotated('team-a', 'missed'))
+      fake.failNext('watch', 410)
+      fake.endWatches()
+    },
+  ],
 ]
 for (const [name, inject] of goneCases) {
   t.test(`410 Gone → relist: ${name}`, async t => {
@@ -141,11 +169,15 @@ for (const [name, inject] of goneCases) {
 }
 
 t.test('a 410 with no progress since the last LIST backs off instead of relisting in a loop', async t => {
-  const { fake, cache, logs } = await setup(t, [plain('team-a', 'app')], { backoffMs: { initial: 60_000, max: 60_000 } })
+  const { fake, cache, logs } = await setup(t, [plain('team-a', 'app')], {
+    backoffMs: { initial: 60_000, max: 60_000 },
+  })
   fake.failNext('watch', 410, 1000)
   await cache.start()
   const pause = (): Record<string, unknown> | undefined =>
-    logs.map(l => JSON.parse(l) as Record<string, unknown>).find(l => /410 Gone\) with no progress/.test(String(l['msg'])))
+    logs
+      .map(l => JSON.parse(l) as Record<string, unknown>)
+      .find(l => /410 Gone\) with no progress/.test(String(l['msg'])))
   t.ok(await until(() => pause() !== undefined), 'the pause is logged')
   t.match(pause(), { level: 'warn', retryInMs: Number })
   t.equal(fake.count('list'), 1, 'no second LIST while it waits')
@@ -168,11 +200,15 @@ t.test('5xx and dropped watches reconnect with backoff from the last resourceVer
   t.equal(fake.count('list'), 2, 'no relist for a 5xx')
   t.match(registry.render(), /serviceaccount_watch_restarts_total\{reason="error"\} 2/)
   const warnings = logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
-  t.match(warnings, [
-    { msg: 'ServiceAccount list failed; retrying', reason: /HTTP 500/, retryInMs: 2 },
-    { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 2 },
-    { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 3 },
-  ], 'exponential steps with jitter (random 0.5 → ¾ of the step)')
+  t.match(
+    warnings,
+    [
+      { msg: 'ServiceAccount list failed; retrying', reason: /HTTP 500/, retryInMs: 2 },
+      { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 2 },
+      { msg: 'ServiceAccount watch failed; reconnecting', retryInMs: 3 },
+    ],
+    'exponential steps with jitter (random 0.5 → ¾ of the step)',
+  )
 })
 
 t.test('while the watch is broken every lookup is a live GET, so a change made meanwhile is never missed', async t => {
@@ -190,17 +226,25 @@ t.test('while the watch is broken every lookup is a live GET, so a change made m
   t.equal(during?.annotations.get(email), 'app@sa.stackit.cloud', 'the live GET sees the change')
   t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="found"\} 1/)
   fake.clearFaults()
-  t.ok(await until(async () => (await cache.get('team-a', 'app')) !== undefined && /source="cache",result="found"\} 2/.test(registry.render())), 'back to the cache once a watch is accepted')
+  t.ok(
+    await until(
+      async () =>
+        (await cache.get('team-a', 'app')) !== undefined && /source="cache",result="found"\} 2/.test(registry.render()),
+    ),
+    'back to the cache once a watch is accepted',
+  )
 })
 
 const warnings = (logs: string[]): Record<string, unknown>[] =>
   logs.map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l['level'] === 'warn')
 const restarts = (reason: string): string => `serviceaccount_watch_restarts_total{reason="${reason}"}`
 const pausing = { backoffMs: { initial: 60_000, max: 60_000 } } // a failure leaves the loop waiting for 45 s
-const endAt = (ms: number) => (fake: FakeApiServer, clock: Setup['clock']): void => {
-  clock.now = ms
-  fake.endWatches()
-}
+const endAt =
+  (ms: number) =>
+  (fake: FakeApiServer, clock: Setup['clock']): void => {
+    clock.now = ms
+    fake.endWatches()
+  }
 
 // How the first watch ends (it asked for timeoutSeconds 28: random 0.5 in 25–30) and what that counts as. A watch
 // that ends before its timeout (1 s of slack) is a failure, whatever it delivered: a server that sends one event and
@@ -213,10 +257,14 @@ const watchEnds: WatchEndCase[] = [
   ['closed with no event at its timeoutSeconds (an idle cluster)', endAt(28_000), 'timeout'],
   ['closed at once after a BOOKMARK', fake => (fake.bookmark(), fake.endWatches()), 'short'],
   ['closed at once after a change', fake => (fake.upsert(plain('team-b', 'new')), fake.endWatches()), 'short'],
-  ['closed after a change at timeoutSeconds − 1 s', (fake, clock) => {
-    fake.upsert(plain('team-b', 'new'))
-    endAt(27_000)(fake, clock)
-  }, 'timeout'],
+  [
+    'closed after a change at timeoutSeconds − 1 s',
+    (fake, clock) => {
+      fake.upsert(plain('team-b', 'new'))
+      endAt(27_000)(fake, clock)
+    },
+    'timeout',
+  ],
 ]
 for (const [name, end, reason] of watchEnds) {
   t.test(`a watch ${name} → ${reason}`, async t => {
@@ -227,11 +275,13 @@ for (const [name, end, reason] of watchEnds) {
     t.ok(await until(() => registry.render().includes(`${restarts(reason)} 1`)), `counted as ${reason}`)
     await cache.get('team-a', 'app')
     if (reason === 'short') {
-      t.match(warnings(logs), [{
-        msg: 'ServiceAccount watch ended before its timeout; reconnecting after a pause',
-        reason: /^ended after \d+ ms of a 28 s watch \(events: [01]\)$/,
-        retryInMs: 45_000,
-      }])
+      t.match(warnings(logs), [
+        {
+          msg: 'ServiceAccount watch ended before its timeout; reconnecting after a pause',
+          reason: /^ended after \d+ ms of a 28 s watch \(events: [01]\)$/,
+          retryInMs: 45_000,
+        },
+      ])
       t.equal(fake.count('watch'), 1, 'not renewed at once: it waits out the backoff')
       t.equal(fake.count('get'), 1, 'meanwhile lookups are live GETs')
     } else {
@@ -248,7 +298,11 @@ t.test('a server that answers every WATCH with 200 and closes it gets backoff, n
   await cache.start()
   t.ok(await until(() => fake.count('watch') === 5))
   t.match(registry.render(), `${restarts('short')} 4\n`)
-  t.same(warnings(logs).map(w => w['retryInMs']), [2, 3, 6, 6], 'random 0.5 → ¾ of 2, 4, 8, 8 ms')
+  t.same(
+    warnings(logs).map(w => w['retryInMs']),
+    [2, 3, 6, 6],
+    'random 0.5 → ¾ of 2, 4, 8, 8 ms',
+  )
   fake.watchNext('close')
   endAt(28_000)(fake, clock) // the fifth watch reaches its timeoutSeconds; the sixth is closed at once
   t.ok(await until(() => registry.render().includes(`${restarts('short')} 5`)))
@@ -265,7 +319,11 @@ t.test('a healthy idle watch, ended by the server at its timeoutSeconds, costs o
   t.match(registry.render(), `${restarts('timeout')} 1\n`)
   t.notMatch(registry.render(), /reason="(short|stalled|error)"/)
   t.same(warnings(logs), [])
-  t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'watch'], 'an idle cluster: one WATCH per timeoutSeconds')
+  t.same(
+    fake.requests.map(r => r.kind),
+    ['list', 'watch', 'watch'],
+    'an idle cluster: one WATCH per timeoutSeconds',
+  )
   t.equal(watchUrl(fake)?.get('timeoutSeconds'), '2')
 })
 
@@ -277,14 +335,20 @@ t.test('a silent watch (accepted, then never spoken on) is cut at its deadline: 
   t.ok(await until(() => fake.count('watch') === 1))
   fake.upsert(annotated('team-a', 'app')) // the dead path never delivers this
   t.ok(await until(() => registry.render().includes(`${restarts('stalled')} 1`)), 'counted as stalled')
-  t.match(warnings(logs), [{
-    msg: /^ServiceAccount watch stalled: the server did not end it in time/,
-    reason: 'stream not ended within 1020 ms of a 1 s watch',
-    retryInMs: 45_000,
-  }])
+  t.match(warnings(logs), [
+    {
+      msg: /^ServiceAccount watch stalled: the server did not end it in time/,
+      reason: 'stream not ended within 1020 ms of a 1 s watch',
+      retryInMs: 45_000,
+    },
+  ])
   const sa = await cache.get('team-a', 'app')
   t.equal(sa?.annotations.get(email), 'app@sa.stackit.cloud', 'a live GET sees the change at once')
-  t.same(fake.requests.map(r => r.kind), ['list', 'watch', 'get'], 'no renewal before the backoff')
+  t.same(
+    fake.requests.map(r => r.kind),
+    ['list', 'watch', 'get'],
+    'no renewal before the backoff',
+  )
 })
 
 // After a stalled watch, the next one may be accepted and go silent as well (the server, or a proxy in front of
@@ -333,37 +397,51 @@ interface StaleCase {
   readonly staleMs: number | undefined
 }
 /** Moves the clock to `ms`, then makes the next GET fail with a 500. */
-const failingGetAt = (ms: number) => (s: Setup): void => {
-  s.clock.now = ms
-  s.fake.failNext('get', 500)
-}
+const failingGetAt =
+  (ms: number) =>
+  (s: Setup): void => {
+    s.clock.now = ms
+    s.fake.failNext('get', 500)
+  }
 const staleCases: [name: string, c: StaleCase][] = [
   ['GET 500, copy 60 s old → the copy', { prepare: failingGetAt(60_000), staleMs: 60_000 }],
-  ['GET with no answer within --lookup-timeout → the copy', {
-    prepare: s => ((s.clock.now = 1000), s.fake.hangNext('get')),
-    staleMs: 1000,
-  }],
-  ['API server gone (connection refused) → the copy', {
-    prepare: s => ((s.clock.now = 1000), s.fake.close()),
-    staleMs: 1000,
-  }],
+  [
+    'GET with no answer within --lookup-timeout → the copy',
+    {
+      prepare: s => ((s.clock.now = 1000), s.fake.hangNext('get')),
+      staleMs: 1000,
+    },
+  ],
+  [
+    'API server gone (connection refused) → the copy',
+    {
+      prepare: s => ((s.clock.now = 1000), s.fake.close()),
+      staleMs: 1000,
+    },
+  ],
   ['copy exactly 5 min old (the default bound) → the copy', { prepare: failingGetAt(300_000), staleMs: 300_000 }],
   ['copy 1 ms past the bound → denied', { prepare: failingGetAt(300_001), staleMs: undefined }],
   ['bound 0 turns it off → denied', { options: { maxStalenessMs: 0 }, prepare: failingGetAt(0), staleMs: undefined }],
-  ['a ServiceAccount the copy does not hold → denied', {
-    lookup: 'ghost',
-    prepare: failingGetAt(0),
-    staleMs: undefined,
-  }],
-  ['one the API answered 404 for since the copy was current, even past the 404 memory → denied', {
-    prepare: async s => {
-      s.fake.remove('team-a', 'app')
-      s.clock.now = 1000
-      if ((await s.cache.get('team-a', 'app')) !== undefined) throw new Error('expected a 404')
-      failingGetAt(60_000)(s)
+  [
+    'a ServiceAccount the copy does not hold → denied',
+    {
+      lookup: 'ghost',
+      prepare: failingGetAt(0),
+      staleMs: undefined,
     },
-    staleMs: undefined,
-  }],
+  ],
+  [
+    'one the API answered 404 for since the copy was current, even past the 404 memory → denied',
+    {
+      prepare: async s => {
+        s.fake.remove('team-a', 'app')
+        s.clock.now = 1000
+        if ((await s.cache.get('team-a', 'app')) !== undefined) throw new Error('expected a 404')
+        failingGetAt(60_000)(s)
+      },
+      staleMs: undefined,
+    },
+  ],
 ]
 for (const [name, c] of staleCases) {
   t.test(`watch broken and the live GET fails: ${name}`, async t => {
@@ -390,13 +468,15 @@ for (const [name, c] of staleCases) {
     t.same(result, { namespace: 'team-a', name: 'app', annotations, staleMs: c.staleMs })
     t.match(metrics, /serviceaccount_lookups_total\{source="stale",result="found"\} 1\n/)
     t.notMatch(metrics, /result="error"/, 'one lookup, counted once')
-    t.match(warnings(s.logs), [{
-      msg: 'ServiceAccount answered from the cached copy: the API server could not be asked',
-      namespace: 'team-a',
-      serviceAccount: 'app',
-      staleMs: c.staleMs,
-      reason: /^cannot look up ServiceAccount team-a\/app \(GET /,
-    }])
+    t.match(warnings(s.logs), [
+      {
+        msg: 'ServiceAccount answered from the cached copy: the API server could not be asked',
+        namespace: 'team-a',
+        serviceAccount: 'app',
+        staleMs: c.staleMs,
+        reason: /^cannot look up ServiceAccount team-a\/app \(GET /,
+      },
+    ])
     t.notMatch(s.logs.join(''), /@sa\.stackit\.cloud/, 'no annotation value is logged')
   })
 }
@@ -424,11 +504,17 @@ t.test('watches that are accepted and closed at once do not make the copy look y
 })
 
 t.test('an expired continue token restarts the LIST from the beginning', async t => {
-  const { fake, cache, registry } = await setup(t, Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)))
+  const { fake, cache, registry } = await setup(
+    t,
+    Array.from({ length: 5 }, (_, i) => plain('team-a', `sa-${i}`)),
+  )
   fake.expireNextContinue()
   await cache.start()
   t.equal(cache.size, 5)
-  t.same(fake.requests.filter(r => r.kind === 'list').map(r => Boolean(r.url.searchParams.get('continue'))), [false, true, false, true])
+  t.same(
+    fake.requests.filter(r => r.kind === 'list').map(r => Boolean(r.url.searchParams.get('continue'))),
+    [false, true, false, true],
+  )
   t.notMatch(registry.render(), /serviceaccount_watch_restarts_total\{/, 'a list failure is not a watch restart')
 })
 
@@ -445,10 +531,19 @@ for (const [support, listAccepts] of fallbacks) {
     t.ok(await until(() => fake.count('watch') === 1))
     t.match(await cache.get('team-a', 'app'), { annotations: new Map([[email, 'app@sa.stackit.cloud']]) })
     t.match(await cache.get('team-a', 'fresh'), undefined)
-    t.same(fake.requests.slice(-2).map(r => [r.kind, r.accept]), [['watch', 'application/json'], ['get', 'application/json']])
+    t.same(
+      fake.requests.slice(-2).map(r => [r.kind, r.accept]),
+      [
+        ['watch', 'application/json'],
+        ['get', 'application/json'],
+      ],
+    )
     t.match(logs.join(''), /using plain JSON/)
     t.match(logs.join(''), /"metadataOnly":false/)
-    t.same(fake.requests.filter(r => r.kind === 'list').map(r => r.accept), listAccepts)
+    t.same(
+      fake.requests.filter(r => r.kind === 'list').map(r => r.accept),
+      listAccepts,
+    )
   })
 }
 
@@ -461,7 +556,11 @@ t.test('100 concurrent misses for one name share one GET', async t => {
   t.ok(results.every(sa => sa?.annotations.get(email) === 'just-created@sa.stackit.cloud'))
   t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="found"\} 100/)
   await cache.get('team-a', 'just-created')
-  t.equal(fake.count('get'), 2, 'a later miss asks again (GET results are not cached; the watch is the source of truth)')
+  t.equal(
+    fake.count('get'),
+    2,
+    'a later miss asks again (GET results are not cached; the watch is the source of truth)',
+  )
 })
 
 t.test('a 404 is remembered briefly, then asked again', async t => {
@@ -491,7 +590,11 @@ for (const [name, inject, reason] of lookupFailures) {
     await cache.start()
     inject(fake)
     const e = await cache.get('team-a', 'app').catch((err: unknown) => err)
-    t.match(e, { code: 'SERVICEACCOUNT_LOOKUP_FAILED', status: 403, message: /^cannot look up ServiceAccount team-a\/app \(GET \/api\/v1\/namespaces\/team-a\/serviceaccounts\/app: / })
+    t.match(e, {
+      code: 'SERVICEACCOUNT_LOOKUP_FAILED',
+      status: 403,
+      message: /^cannot look up ServiceAccount team-a\/app \(GET \/api\/v1\/namespaces\/team-a\/serviceaccounts\/app: /,
+    })
     t.match(errorMessage(e), reason)
     t.match(registry.render(), /serviceaccount_lookups_total\{source="api",result="error"\} 1/)
   })
@@ -502,11 +605,18 @@ t.test('cache off: ready at once, a GET per lookup, concurrent lookups shared, n
   t.equal(cache.ready(), true)
   await cache.start()
   t.match(await cache.get('team-a', 'app'), { name: 'app', annotations: new Map([[email, 'app@sa.stackit.cloud']]) })
-  t.same(fake.requests.map(r => r.accept), ['application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', 'application/json'], 'fell back after a 406')
+  t.same(
+    fake.requests.map(r => r.accept),
+    ['application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', 'application/json'],
+    'fell back after a 406',
+  )
   await Promise.all([cache.get('team-a', 'app'), cache.get('team-a', 'app')])
   t.equal(await cache.get('team-a', 'nope'), undefined)
   t.equal(await cache.get('team-a', 'nope'), undefined)
-  t.same(fake.requests.map(r => r.kind), ['get', 'get', 'get', 'get', 'get'])
+  t.same(
+    fake.requests.map(r => r.kind),
+    ['get', 'get', 'get', 'get', 'get'],
+  )
   t.equal(cache.size, 0)
   fake.failNext('get', 500)
   await t.rejects(cache.get('team-a', 'app'), { code: 'SERVICEACCOUNT_LOOKUP_FAILED' }, 'no copy to fall back on')
@@ -581,7 +691,10 @@ t.test('an API handed in needs no server: lookups share one GET, a failed one is
   t.ok(cache.ready(), 'off mode is ready at once')
   const both = Promise.all([cache.get('team-a', 'app'), cache.get('team-a', 'app')])
   for (const answer of answers) answer({ namespace: 'team-a', name: 'app', annotations: new Map() })
-  t.same((await both).map(sa => sa?.name), ['app', 'app'])
+  t.same(
+    (await both).map(sa => sa?.name),
+    ['app', 'app'],
+  )
   t.equal(gets, 1, 'concurrent lookups of one name share one GET')
   fail = true
   await t.rejects(cache.get('team-a', 'app'), { code: 'SERVICEACCOUNT_LOOKUP_FAILED', message: /ECONNREFUSED/ })

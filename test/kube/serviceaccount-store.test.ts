@@ -4,14 +4,31 @@ import type { ServiceAccount } from '../../lib/admission/serviceaccount.js'
 
 const email = 'workload-identity.stackit.cloud/service-account-email'
 const audience = 'workload-identity.stackit.cloud/audience'
-const sa = (namespace: string, name: string, annotations: [string, string][] = []): ServiceAccount =>
-  ({ namespace, name, annotations: new Map(annotations) })
+const sa = (namespace: string, name: string, annotations: [string, string][] = []): ServiceAccount => ({
+  namespace,
+  name,
+  annotations: new Map(annotations),
+})
 
 const roundTrips: [name: string, input: ServiceAccount, expected: ServiceAccount][] = [
   ['unannotated: stored as the sentinel', sa('a', 'x'), sa('a', 'x')],
   ['the e-mail alone: stored as the string', sa('a', 'x', [[email, 'e@x']]), sa('a', 'x', [[email, 'e@x']])],
-  ['several annotations: stored as pairs', sa('a', 'x', [[email, 'e@x'], [audience, 'aud']]), sa('a', 'x', [[email, 'e@x'], [audience, 'aud']])],
-  ['one annotation that is not the e-mail: stored as a pair', sa('a', 'x', [[audience, 'aud']]), sa('a', 'x', [[audience, 'aud']])],
+  [
+    'several annotations: stored as pairs',
+    sa('a', 'x', [
+      [email, 'e@x'],
+      [audience, 'aud'],
+    ]),
+    sa('a', 'x', [
+      [email, 'e@x'],
+      [audience, 'aud'],
+    ]),
+  ],
+  [
+    'one annotation that is not the e-mail: stored as a pair',
+    sa('a', 'x', [[audience, 'aud']]),
+    sa('a', 'x', [[audience, 'aud']]),
+  ],
 ]
 for (const [name, input, expected] of roundTrips) {
   t.test(name, async t => {

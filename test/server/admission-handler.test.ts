@@ -20,10 +20,15 @@ import type { ServiceAccountSource } from '../../lib/admission/serviceaccount.js
 
 const fixtureText = (name: string): string => readFileSync(fixturePath(name), 'utf8')
 const goodReview = fixtureText('admission-review-deployment-pod.json')
-const good = JSON.parse(goodReview) as { request: Record<string, unknown> & { object: { spec: Record<string, unknown> } } }
-const withRequest = (patch: Record<string, unknown>): string => JSON.stringify({ ...good, request: { ...good.request, ...patch } })
-const withPod = (patch: Record<string, unknown>): string => withRequest({ object: { ...good.request.object, ...patch } })
-const withSpec = (patch: Record<string, unknown>): string => withPod({ spec: { ...good.request.object.spec, ...patch } })
+const good = JSON.parse(goodReview) as {
+  request: Record<string, unknown> & { object: { spec: Record<string, unknown> } }
+}
+const withRequest = (patch: Record<string, unknown>): string =>
+  JSON.stringify({ ...good, request: { ...good.request, ...patch } })
+const withPod = (patch: Record<string, unknown>): string =>
+  withRequest({ object: { ...good.request.object, ...patch } })
+const withSpec = (patch: Record<string, unknown>): string =>
+  withPod({ spec: { ...good.request.object.spec, ...patch } })
 const sentinel = 's3cr3t-sentinel'
 
 const dir = t.testdir({})
@@ -31,10 +36,17 @@ const cert = await makeSelfSigned(dir)
 const ca = readFileSync(cert.certFile)
 const pair = await loadTlsPair(cert.certFile, cert.keyFile)
 const maxRequestBytes = 64 * 1024
-const source = new StaticServiceAccountSource(serviceAccountsFromDocument(JSON.parse(fixtureText('serviceaccounts.json')), 'fixture'))
+const source = new StaticServiceAccountSource(
+  serviceAccountsFromDocument(JSON.parse(fixtureText('serviceaccounts.json')), 'fixture'),
+)
 // Short enough for the slow-client tests; the handshake limit leaves room for 64 handshakes on a busy machine.
 const quick: ServerTimeouts = {
-  headersMs: 500, requestMs: 5000, bodyMs: 2000, keepAliveMs: 5000, checkIntervalMs: 100, handshakeMs: 2000,
+  headersMs: 500,
+  requestMs: 5000,
+  bodyMs: 2000,
+  keepAliveMs: 5000,
+  checkIntervalMs: 100,
+  handshakeMs: 2000,
 }
 
 /** One parsed log line. */
@@ -74,9 +86,11 @@ const serverWith = async (t: Test, options: HandlerOptions = {}, timeouts: Parti
     request({ port, ca, body, headers, path, method })
   const review = (body: string | Buffer = goodReview): Promise<Reply> => post(body)
   /** Every request answered with an error, as "level status code", in order. */
-  const rejected = (): string[] => log.entries()
-    .filter(e => e.msg === 'review rejected')
-    .map(e => `${e.level} ${String(e['status'])} ${String(e['code'])}`)
+  const rejected = (): string[] =>
+    log
+      .entries()
+      .filter(e => e.msg === 'review rejected')
+      .map(e => `${e.level} ${String(e['status'])} ${String(e['code'])}`)
   const reviews = (outcome: string): number => metrics.reviews.get({ outcome })
   return { port, post, review, rejected, reviews, inFlight: () => metrics.inFlight.get(), log }
 }
@@ -103,24 +117,58 @@ t.test('status codes, and what is logged and counted for each', async t => {
     ['PUT → 405', s => s.post(goodReview, {}, '/mutate', 'PUT'), 405],
     ['unknown path → 404', s => s.post(goodReview, {}, '/validate'), 404, /POST \/mutate/],
     ['root → 404', s => s.post(goodReview, {}, '/'), 404],
-    ['text/plain → 415', s => s.post(goodReview, { 'Content-Type': 'text/plain' }), 415, /application\/json/,
-      'UNSUPPORTED_MEDIA_TYPE'],
-    ['json-ish type → 415', s => s.post(goodReview, { 'Content-Type': 'application/json-patch+json' }), 415,
-      undefined, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['declared length over the limit → 413', s => s.post(Buffer.alloc(maxRequestBytes + 1, 32)), 413,
-      /larger than 65536 bytes/, 'BODY_TOO_LARGE'],
+    [
+      'text/plain → 415',
+      s => s.post(goodReview, { 'Content-Type': 'text/plain' }),
+      415,
+      /application\/json/,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'json-ish type → 415',
+      s => s.post(goodReview, { 'Content-Type': 'application/json-patch+json' }),
+      415,
+      undefined,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'declared length over the limit → 413',
+      s => s.post(Buffer.alloc(maxRequestBytes + 1, 32)),
+      413,
+      /larger than 65536 bytes/,
+      'BODY_TOO_LARGE',
+    ],
     ['not JSON → 400', s => s.post(`{"x":"${sentinel}"`), 400, /^request body is not valid JSON\n$/, 'BAD_REVIEW'],
-    ['not a review → 400', s => s.post(JSON.stringify({ kind: 'Pod', secret: sentinel })), 400,
-      /not an AdmissionReview/, 'BAD_REVIEW'],
-    ['no content type → 415', s => new Promise<Reply>((resolve, reject) => {
-      const options = { host: '127.0.0.1', port: s.port, path: '/mutate', method: 'POST', ca, servername: 'localhost' }
-      const req = https.request(options, res => {
-        res.resume()
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' })
-      })
-      req.on('error', reject)
-      req.end(goodReview)
-    }), 415, undefined, 'UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'not a review → 400',
+      s => s.post(JSON.stringify({ kind: 'Pod', secret: sentinel })),
+      400,
+      /not an AdmissionReview/,
+      'BAD_REVIEW',
+    ],
+    [
+      'no content type → 415',
+      s =>
+        new Promise<Reply>((resolve, reject) => {
+          const options = {
+            host: '127.0.0.1',
+            port: s.port,
+            path: '/mutate',
+            method: 'POST',
+            ca,
+            servername: 'localhost',
+          }
+          const req = https.request(options, res => {
+            res.resume()
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' })
+          })
+          req.on('error', reject)
+          req.end(goodReview)
+        }),
+      415,
+      undefined,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
   ]
   for (const [name, send, status, body, code] of rows) {
     const s = await serverWith(t, {}, quick)
@@ -135,7 +183,10 @@ t.test('status codes, and what is logged and counted for each', async t => {
     t.equal(s.reviews('error'), code ? 1 : 0, `${name}: counted as an error ${code ? 'once' : 'never'}`)
     const mutated = status === 200 ? 1 : 0
     t.equal(s.reviews('mutated'), mutated, `${name}: counted as mutated ${mutated ? 'once' : 'never'}`)
-    t.notOk(s.log.lines.some(l => l.includes(sentinel)), `${name}: nothing of the body logged`)
+    t.notOk(
+      s.log.lines.some(l => l.includes(sentinel)),
+      `${name}: nothing of the body logged`,
+    )
   }
 })
 
@@ -164,7 +215,9 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
   const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
   const deepObject = (n: number): string => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`
   let seed = 7
-  const garbage = Buffer.from(Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256))
+  const garbage = Buffer.from(
+    Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256),
+  )
   type Row = [name: string, body: string | Buffer, status: number, allowed?: boolean]
   const rows: Row[] = [
     ['empty body', '', 400],
@@ -182,7 +235,11 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
     ['30,000-deep arrays', deep(30000), 400],
     ['1000-deep objects', deepObject(1000), 400],
     ['apiVersion a number', JSON.stringify({ ...good, apiVersion: 1 }), 400],
-    ['apiVersion only in __proto__', `{"__proto__":{"apiVersion":"admission.k8s.io/v1"},"kind":"AdmissionReview","request":{"uid":"u"}}`, 400],
+    [
+      'apiVersion only in __proto__',
+      `{"__proto__":{"apiVersion":"admission.k8s.io/v1"},"kind":"AdmissionReview","request":{"uid":"u"}}`,
+      400,
+    ],
     ['request null', JSON.stringify({ ...good, request: null }), 400],
     ['request an array', JSON.stringify({ ...good, request: [] }), 400],
     ['uid missing', withRequest({ uid: undefined }), 400],
@@ -190,7 +247,15 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
     ['uid huge number', goodReview.replace(/"uid": "[^"]+"/, '"uid": 1e999'), 400],
     ['uid 10,000 characters', withRequest({ uid: 'u'.repeat(10000) }), 400],
     ['uid with NUL', withRequest({ uid: 'a\u0000b' }), 400],
-    ['uid invalid UTF-8', Buffer.concat([Buffer.from(goodReview.slice(0, goodReview.indexOf('705ab4f5'))), Buffer.from([0xff, 0xfe]), Buffer.from(goodReview.slice(goodReview.indexOf('705ab4f5')))]), 400],
+    [
+      'uid invalid UTF-8',
+      Buffer.concat([
+        Buffer.from(goodReview.slice(0, goodReview.indexOf('705ab4f5'))),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from(goodReview.slice(goodReview.indexOf('705ab4f5'))),
+      ]),
+      400,
+    ],
     ['object a string', withRequest({ object: sentinel }), 200, false],
     ['namespace a number', withRequest({ namespace: 42 }), 200, false],
     ['containers an object', withSpec({ containers: { a: 1 } }), 200, false],
@@ -200,17 +265,42 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
     ['spec null', withPod({ spec: null }), 200, false],
     ['operation a number', withRequest({ operation: 123 }), 200, true],
     ['kind a string', withRequest({ kind: 'Pod' }), 200, true],
-    ['prototype keys in the Pod', withPod({ metadata: JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"generateName":"x-"}') }), 200, true],
-    ['1000-deep unknown field', goodReview.replace('"dnsPolicy"', `"future":${deepObject(1000)},"dnsPolicy"`), 200, true],
+    [
+      'prototype keys in the Pod',
+      withPod({
+        metadata: JSON.parse(
+          '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"generateName":"x-"}',
+        ),
+      }),
+      200,
+      true,
+    ],
+    [
+      '1000-deep unknown field',
+      goodReview.replace('"dnsPolicy"', `"future":${deepObject(1000)},"dnsPolicy"`),
+      200,
+      true,
+    ],
     ['huge number in an unknown field', goodReview.replace('"dnsPolicy"', '"future":1e999,"dnsPolicy"'), 200, true],
-    ['duplicate keys (last wins)', goodReview.replace('"operation": "CREATE"', '"operation": "DELETE", "operation": "CREATE"'), 200, true],
-    ['unicode everywhere', withPod({ metadata: { generateName: 'ünï-😀-', annotations: { 'x/y': '\u2028\u2029' } } }), 200, true],
+    [
+      'duplicate keys (last wins)',
+      goodReview.replace('"operation": "CREATE"', '"operation": "DELETE", "operation": "CREATE"'),
+      200,
+      true,
+    ],
+    [
+      'unicode everywhere',
+      withPod({ metadata: { generateName: 'ünï-😀-', annotations: { 'x/y': '\u2028\u2029' } } }),
+      200,
+      true,
+    ],
   ]
   for (const [name, body, status, allowed] of rows) {
     const r = await s.post(body)
     t.equal(r.status, status, name)
     t.notMatch(r.body, sentinel, `${name}: nothing echoed`)
-    if (status === 200) t.equal((JSON.parse(r.body) as { response: { allowed: boolean } }).response.allowed, allowed, `${name}: allowed`)
+    if (status === 200)
+      t.equal((JSON.parse(r.body) as { response: { allowed: boolean } }).response.allowed, allowed, `${name}: allowed`)
     else t.ok(r.body.length < 200, `${name}: short error body`)
   }
   t.equal(({} as Record<string, unknown>)['isAdmin'], undefined, 'Object.prototype not polluted')
@@ -218,10 +308,20 @@ t.test('hostile bodies: each gets a clean answer, nothing is echoed or polluted,
   const after = await s.review()
   t.equal(after.status, 200)
   t.ok(isGoodAnswer(after.body), 'a good review is still answered correctly')
-  t.notOk(s.log.lines.some(l => l.includes(sentinel)), 'no request content in any log line')
-  t.notOk(s.log.entries().some(e => e.level === 'error'), 'no error logged for hostile input')
+  t.notOk(
+    s.log.lines.some(l => l.includes(sentinel)),
+    'no request content in any log line',
+  )
+  t.notOk(
+    s.log.entries().some(e => e.level === 'error'),
+    'no error logged for hostile input',
+  )
   const refused = rows.filter(([, , status]) => status === 400)
-  t.same(s.rejected(), refused.map(() => 'warn 400 BAD_REVIEW'), 'every 400 is logged as a bad review')
+  t.same(
+    s.rejected(),
+    refused.map(() => 'warn 400 BAD_REVIEW'),
+    'every 400 is logged as a bad review',
+  )
   t.equal(s.reviews('error'), refused.length, 'and counted as an error')
   const denied = rows.filter(([, , , allowed]) => allowed === false).length
   t.equal(s.reviews('denied'), denied, 'every disallowed Pod is counted as a denial')
@@ -231,7 +331,9 @@ t.test('a client that disconnects mid-body leaves nothing in flight', async t =>
   const s = await serverWith(t, {}, quick)
   await new Promise<void>((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca, servername: 'localhost' }, () => {
-      socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":')
+      socket.write(
+        'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":',
+      )
       setTimeout(() => {
         socket.destroy()
         resolve()
@@ -250,7 +352,16 @@ t.test('one log line per review with identifiers and duration, never values', as
   await s.review()
   const lines = s.log.entries()
   t.equal(lines.length, 1)
-  t.match(lines[0], { level: 'info', msg: 'review', uid: good.request['uid'], namespace: 'team-a', pod: 'web-7d9f8c-', serviceAccount: 'app-sa', outcome: 'mutated', durationMs: Number })
+  t.match(lines[0], {
+    level: 'info',
+    msg: 'review',
+    uid: good.request['uid'],
+    namespace: 'team-a',
+    pod: 'web-7d9f8c-',
+    serviceAccount: 'app-sa',
+    outcome: 'mutated',
+    durationMs: Number,
+  })
   t.notMatch(s.log.lines[0], /app-1a2b3c@sa\.stackit\.cloud|LOG_LEVEL|nginx/, 'no e-mail, env or image')
 })
 
@@ -277,7 +388,11 @@ t.test('2,000 reviews at concurrency 64 over keep-alive: every answer correct, n
   agent.destroy()
   t.equal(correct, 2000)
   t.ok(opened >= 1 && opened <= 64, `connections reused (${opened} opened for 2,000 reviews)`)
-  t.same(s.log.entries().filter(e => e.msg !== 'review'), [], 'only review lines logged')
+  t.same(
+    s.log.entries().filter(e => e.msg !== 'review'),
+    [],
+    'only review lines logged',
+  )
   t.equal(s.inFlight(), 0, 'in-flight gauge back to zero')
   t.equal(s.reviews('mutated'), 2000, 'every review counted as mutated')
   t.equal(s.reviews('error'), 0, 'none as an error')
@@ -320,31 +435,42 @@ t.test('a client that never completes the TLS handshake is cut off by the handsh
 /** True when a raw reply holds a 200 with an allowed review. */
 const answeredOk = (reply: string): boolean => /^HTTP\/1\.1 200 OK[\s\S]*"allowed":true/.test(reply)
 
-t.test('request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish', async t => {
-  // A frozen clock: the held body never looks stalled, so it keeps its bytes however slow the machine is.
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 1000, monotonicMs: () => 0 }, { bodyMs: 60_000 })
-  const body = Buffer.from(goodReview)
-  const held = await connectRaw(s.port, ca)
-  held.socket.write(postHead(body.length))
-  held.socket.write(body.subarray(0, 4000))
-  // The held review has 4,000 bytes in; the budget is the 8,000-byte limit (never below it), so a second review
-  // of 4,575 bytes does not fit.
-  const refused = await until(async () => (await s.review()).status === 503)
-  t.ok(refused, 'a second review beyond the budget is refused with 503')
-  const chunked = await connectRaw(s.port, ca)
-  chunked.socket.write(postHead() + chunk(goodReview))
-  await chunked.closed
-  t.match(chunked.reply(), /^HTTP\/1\.1 503 /, 'a body of unknown length is counted the same way')
-  held.socket.write(body.subarray(4000))
-  t.ok(await until(() => answeredOk(held.reply())), 'the held review completes')
-  held.socket.destroy()
-  const after = await s.review()
-  t.equal(after.status, 200, 'its bytes are released')
-  t.ok(isGoodAnswer(after.body))
-})
+t.test(
+  'request bytes in flight are bounded: beyond the budget a review gets 503 until earlier ones finish',
+  async t => {
+    // A frozen clock: the held body never looks stalled, so it keeps its bytes however slow the machine is.
+    const s = await serverWith(
+      t,
+      { maxRequestBytes: 8000, maxBytesInFlight: 1000, monotonicMs: () => 0 },
+      { bodyMs: 60_000 },
+    )
+    const body = Buffer.from(goodReview)
+    const held = await connectRaw(s.port, ca)
+    held.socket.write(postHead(body.length))
+    held.socket.write(body.subarray(0, 4000))
+    // The held review has 4,000 bytes in; the budget is the 8,000-byte limit (never below it), so a second review
+    // of 4,575 bytes does not fit.
+    const refused = await until(async () => (await s.review()).status === 503)
+    t.ok(refused, 'a second review beyond the budget is refused with 503')
+    const chunked = await connectRaw(s.port, ca)
+    chunked.socket.write(postHead() + chunk(goodReview))
+    await chunked.closed
+    t.match(chunked.reply(), /^HTTP\/1\.1 503 /, 'a body of unknown length is counted the same way')
+    held.socket.write(body.subarray(4000))
+    t.ok(await until(() => answeredOk(held.reply())), 'the held review completes')
+    held.socket.destroy()
+    const after = await s.review()
+    t.equal(after.status, 200, 'its bytes are released')
+    t.ok(isGoodAnswer(after.body))
+  },
+)
 
 t.test('the budget counts the bytes received, not the bytes declared', async t => {
-  const s = await serverWith(t, { maxRequestBytes: 8000, maxBytesInFlight: 8000, monotonicMs: () => 0 }, { bodyMs: 60_000 })
+  const s = await serverWith(
+    t,
+    { maxRequestBytes: 8000, maxBytesInFlight: 8000, monotonicMs: () => 0 },
+    { bodyMs: 60_000 },
+  )
   const padded = goodReview.padEnd(8000, ' ')
   const declared = await connectRaw(s.port, ca)
   declared.socket.write(postHead(8000) + padded.slice(0, 100))
@@ -381,10 +507,20 @@ t.test('with the budget full, a body still arriving 1 s after its headers yields
   type Row = [name: string, start: string, trickle: string | undefined, ageMs: number, yields: boolean]
   const rows: Row[] = [
     ['declared 8,000 bytes, stalled after 5,000', postHead(8000) + padded.slice(0, 5000), undefined, 1000, true],
-    ['chunked, 5,000 bytes, then a byte at a time', postHead() + chunk(padded.slice(0, 5000)), chunk(' '), 30_000,
-      true],
-    ['declared 8,000 bytes, 5,000 in after 999 ms: it may still arrive', postHead(8000) + padded.slice(0, 5000),
-      undefined, 999, false],
+    [
+      'chunked, 5,000 bytes, then a byte at a time',
+      postHead() + chunk(padded.slice(0, 5000)),
+      chunk(' '),
+      30_000,
+      true,
+    ],
+    [
+      'declared 8,000 bytes, 5,000 in after 999 ms: it may still arrive',
+      postHead(8000) + padded.slice(0, 5000),
+      undefined,
+      999,
+      false,
+    ],
   ]
   for (const [name, start, trickle, ageMs, yields] of rows) {
     clock.now = 0
@@ -495,11 +631,24 @@ t.test('a failing lookup is a denial; an unexpected failure is a 500 without det
   const notAMap = null as unknown as ReadonlyMap<string, string>
   const broken = { namespace: 'team-a', name: 'app-sa' }
   const rows: Row[] = [
-    ['lookup throws', { get: () => { throw new TypeError(`boom ${sentinel}`) }, ready: () => true }, 200,
-      { level: 'info', msg: 'review', outcome: 'denied', reason: 'SERVICEACCOUNT_LOOKUP_FAILED' }],
+    [
+      'lookup throws',
+      {
+        get: () => {
+          throw new TypeError(`boom ${sentinel}`)
+        },
+        ready: () => true,
+      },
+      200,
+      { level: 'info', msg: 'review', outcome: 'denied', reason: 'SERVICEACCOUNT_LOOKUP_FAILED' },
+    ],
     // A source that breaks its contract (annotations not a map) makes the decision itself throw: a bug, so 500.
-    ['decision throws', { get: () => Promise.resolve({ ...broken, annotations: notAMap }), ready: () => true }, 500,
-      { level: 'error', msg: 'review rejected', status: 500, code: 'INTERNAL', reason: 'unexpected error' }],
+    [
+      'decision throws',
+      { get: () => Promise.resolve({ ...broken, annotations: notAMap }), ready: () => true },
+      500,
+      { level: 'error', msg: 'review rejected', status: 500, code: 'INTERNAL', reason: 'unexpected error' },
+    ],
   ]
   for (const [name, source, status, logged] of rows) {
     const s = await serverWith(t, { source })
@@ -509,7 +658,10 @@ t.test('a failing lookup is a denial; an unexpected failure is a 500 without det
       t.match(JSON.parse(r.body), { response: { allowed: false, status: { code: 403 } } }, `${name}: denied`)
     } else t.match(r.body, /^internal error\n$/, `${name}: no detail`)
     t.notMatch(r.body, sentinel, `${name}: the error text is not answered`)
-    t.notOk(s.log.lines.some(l => l.includes(sentinel)), `${name}: the error text is not logged`)
+    t.notOk(
+      s.log.lines.some(l => l.includes(sentinel)),
+      `${name}: the error text is not logged`,
+    )
     const entries = s.log.entries()
     t.equal(entries.length, 1, `${name}: one log line`)
     t.match(entries[0], logged, `${name}: logged as ${String(logged['reason'])}`)

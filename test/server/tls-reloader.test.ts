@@ -60,7 +60,10 @@ const keyPems = await Promise.all([pairA, pairB, pairC, mismatched, weakKey].map
 
 /** A certificate file's PEM blocks as the issuer wrote them: the leaf of pairA, then the CA. */
 const leafPem = await readFile(pairA.certFile, 'utf8')
-const caBody = caPem.toString('utf8').split('\n').filter(l => l.length > 0 && !l.startsWith('-----'))
+const caBody = caPem
+  .toString('utf8')
+  .split('\n')
+  .filter(l => l.length > 0 && !l.startsWith('-----'))
 const pemBlock = (lines: readonly string[], end = true): string =>
   ['-----BEGIN CERTIFICATE-----', ...lines, ...(end ? ['-----END CERTIFICATE-----'] : []), ''].join('\n')
 /**
@@ -166,7 +169,9 @@ const setup = (dir: string, extra: Partial<TlsReloaderOptions> = {}, timing: 'fa
   const counts = () => {
     const text = metrics.render()
     const value = (result: string): number => {
-      const m = new RegExp(`^${metricName('certificate_reloads_total')}\\{result="${result}"\\} (\\S+)$`, 'm').exec(text)
+      const m = new RegExp(`^${metricName('certificate_reloads_total')}\\{result="${result}"\\} (\\S+)$`, 'm').exec(
+        text,
+      )
       return Number(m?.[1])
     }
     return { success: value('success'), failure: value('failure') }
@@ -182,57 +187,137 @@ t.test('initial load refuses a bad pair with a message naming the file and the p
   const marker = 'Zm9vYmFyU0VDUkVUTUFSS0VS' // must never be echoed back
   type Case = [name: string, arrange: (dir: string) => Promise<void>, file: 'tls.crt' | 'tls.key', message: RegExp]
   const cases: Case[] = [
-    ['missing certificate', d => copyFile(pairA.keyFile, join(d, 'tls.key')), 'tls.crt', /^TLS certificate file \S+ does not exist \(set --cert-dir or --tls-cert-file\)$/],
-    ['missing key', d => copyFile(pairA.certFile, join(d, 'tls.crt')), 'tls.key', /^TLS key file \S+ does not exist \(set --cert-dir or --tls-key-file\)$/],
-    ['dangling kubelet symlinks (..data missing)', async d => {
-      await symlink('..data/tls.crt', join(d, 'tls.crt'))
-      await symlink('..data/tls.key', join(d, 'tls.key'))
-    }, 'tls.crt', /does not exist/],
-    ['certificate path is a directory (unreadable)', async d => {
-      await mkdir(join(d, 'tls.crt'))
-      await copyFile(pairA.keyFile, join(d, 'tls.key'))
-    }, 'tls.crt', /^TLS certificate file \S+ cannot be read \(EISDIR\)$/],
-    ['key path is a directory (unreadable)', async d => {
-      await copyFile(pairA.certFile, join(d, 'tls.crt'))
-      await mkdir(join(d, 'tls.key'))
-    }, 'tls.key', /^TLS key file \S+ cannot be read \(EISDIR\)$/],
-    ['empty certificate', async d => {
-      await writeFile(join(d, 'tls.crt'), '')
-      await copyFile(pairA.keyFile, join(d, 'tls.key'))
-    }, 'tls.crt', /is not a PEM certificate/],
-    ['certificate is garbage, not PEM', async d => {
-      await writeFile(join(d, 'tls.crt'), marker)
-      await copyFile(pairA.keyFile, join(d, 'tls.key'))
-    }, 'tls.crt', /is not a PEM certificate/],
-    ['certificate PEM block with garbage inside', async d => {
-      await writeFile(join(d, 'tls.crt'), `-----BEGIN CERTIFICATE-----\n${marker}\n-----END CERTIFICATE-----\n`)
-      await copyFile(pairA.keyFile, join(d, 'tls.key'))
-    }, 'tls.crt', /holds a PEM block that is not a valid X\.509 certificate/],
-    ['key file holds a certificate', async d => {
-      await copyFile(pairA.certFile, join(d, 'tls.crt'))
-      await copyFile(pairA.certFile, join(d, 'tls.key'))
-    }, 'tls.key', /is not a PEM private key/],
-    ['key PEM block with garbage inside', async d => {
-      await copyFile(pairA.certFile, join(d, 'tls.crt'))
-      await writeFile(join(d, 'tls.key'), `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`)
-    }, 'tls.key', /is not a valid unencrypted private key/],
-    ['encrypted key (no passphrase available)', async d => {
-      await copyFile(pairA.certFile, join(d, 'tls.crt'))
-      const pem = createPrivateKey(await readFile(pairA.keyFile)).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' })
-      await writeFile(join(d, 'tls.key'), pem)
-    }, 'tls.key', /is not a valid unencrypted private key/],
-    ['key does not belong to the certificate', d => writePlain(d, mismatched), 'tls.key', new RegExp(`does not belong to the certificate in \\S+tls\\.crt \\(serial ${mismatched.serial}\\)`)],
-    ['key of another certificate from the same CA', async d => {
-      await copyFile(pairA.certFile, join(d, 'tls.crt'))
-      await copyFile(pairB.keyFile, join(d, 'tls.key'))
-    }, 'tls.key', /does not belong to the certificate/],
-    ...Object.entries(brokenChains).map(([how, pem]): Case => [`chain block after the leaf ${how}`, async d => {
-      await writeFile(join(d, 'tls.crt'), pem)
-      await copyFile(pairA.keyFile, join(d, 'tls.key'))
-    }, 'tls.crt',
-      /^TLS certificate file \S+ holds a corrupt or truncated certificate after the leaf \(PEM block 2 of 2\);/]),
-    ['RSA key too small for TLS (parses as X.509)', d => writePlain(d, weakKey), 'tls.crt',
-      /^TLS certificate file \S+ with key file \S+ is refused by the TLS server \(ERR_SSL_EE_KEY_TOO_SMALL\); /],
+    [
+      'missing certificate',
+      d => copyFile(pairA.keyFile, join(d, 'tls.key')),
+      'tls.crt',
+      /^TLS certificate file \S+ does not exist \(set --cert-dir or --tls-cert-file\)$/,
+    ],
+    [
+      'missing key',
+      d => copyFile(pairA.certFile, join(d, 'tls.crt')),
+      'tls.key',
+      /^TLS key file \S+ does not exist \(set --cert-dir or --tls-key-file\)$/,
+    ],
+    [
+      'dangling kubelet symlinks (..data missing)',
+      async d => {
+        await symlink('..data/tls.crt', join(d, 'tls.crt'))
+        await symlink('..data/tls.key', join(d, 'tls.key'))
+      },
+      'tls.crt',
+      /does not exist/,
+    ],
+    [
+      'certificate path is a directory (unreadable)',
+      async d => {
+        await mkdir(join(d, 'tls.crt'))
+        await copyFile(pairA.keyFile, join(d, 'tls.key'))
+      },
+      'tls.crt',
+      /^TLS certificate file \S+ cannot be read \(EISDIR\)$/,
+    ],
+    [
+      'key path is a directory (unreadable)',
+      async d => {
+        await copyFile(pairA.certFile, join(d, 'tls.crt'))
+        await mkdir(join(d, 'tls.key'))
+      },
+      'tls.key',
+      /^TLS key file \S+ cannot be read \(EISDIR\)$/,
+    ],
+    [
+      'empty certificate',
+      async d => {
+        await writeFile(join(d, 'tls.crt'), '')
+        await copyFile(pairA.keyFile, join(d, 'tls.key'))
+      },
+      'tls.crt',
+      /is not a PEM certificate/,
+    ],
+    [
+      'certificate is garbage, not PEM',
+      async d => {
+        await writeFile(join(d, 'tls.crt'), marker)
+        await copyFile(pairA.keyFile, join(d, 'tls.key'))
+      },
+      'tls.crt',
+      /is not a PEM certificate/,
+    ],
+    [
+      'certificate PEM block with garbage inside',
+      async d => {
+        await writeFile(join(d, 'tls.crt'), `-----BEGIN CERTIFICATE-----\n${marker}\n-----END CERTIFICATE-----\n`)
+        await copyFile(pairA.keyFile, join(d, 'tls.key'))
+      },
+      'tls.crt',
+      /holds a PEM block that is not a valid X\.509 certificate/,
+    ],
+    [
+      'key file holds a certificate',
+      async d => {
+        await copyFile(pairA.certFile, join(d, 'tls.crt'))
+        await copyFile(pairA.certFile, join(d, 'tls.key'))
+      },
+      'tls.key',
+      /is not a PEM private key/,
+    ],
+    [
+      'key PEM block with garbage inside',
+      async d => {
+        await copyFile(pairA.certFile, join(d, 'tls.crt'))
+        await writeFile(join(d, 'tls.key'), `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`)
+      },
+      'tls.key',
+      /is not a valid unencrypted private key/,
+    ],
+    [
+      'encrypted key (no passphrase available)',
+      async d => {
+        await copyFile(pairA.certFile, join(d, 'tls.crt'))
+        const pem = createPrivateKey(await readFile(pairA.keyFile)).export({
+          type: 'pkcs8',
+          format: 'pem',
+          cipher: 'aes-256-cbc',
+          passphrase: 'x',
+        })
+        await writeFile(join(d, 'tls.key'), pem)
+      },
+      'tls.key',
+      /is not a valid unencrypted private key/,
+    ],
+    [
+      'key does not belong to the certificate',
+      d => writePlain(d, mismatched),
+      'tls.key',
+      new RegExp(`does not belong to the certificate in \\S+tls\\.crt \\(serial ${mismatched.serial}\\)`),
+    ],
+    [
+      'key of another certificate from the same CA',
+      async d => {
+        await copyFile(pairA.certFile, join(d, 'tls.crt'))
+        await copyFile(pairB.keyFile, join(d, 'tls.key'))
+      },
+      'tls.key',
+      /does not belong to the certificate/,
+    ],
+    ...Object.entries(brokenChains).map(
+      ([how, pem]): Case => [
+        `chain block after the leaf ${how}`,
+        async d => {
+          await writeFile(join(d, 'tls.crt'), pem)
+          await copyFile(pairA.keyFile, join(d, 'tls.key'))
+        },
+        'tls.crt',
+        /^TLS certificate file \S+ holds a corrupt or truncated certificate after the leaf \(PEM block 2 of 2\);/,
+      ],
+    ),
+    [
+      'RSA key too small for TLS (parses as X.509)',
+      d => writePlain(d, weakKey),
+      'tls.crt',
+      /^TLS certificate file \S+ with key file \S+ is refused by the TLS server \(ERR_SSL_EE_KEY_TOO_SMALL\); /,
+    ],
   ]
   for (const [name, arrange, file, message] of cases) {
     t.test(`${name} → refused`, async t => {
@@ -262,22 +347,41 @@ t.test('loadTlsPair returns the validated pair', async t => {
 })
 
 t.test('a renewal is judged at the bounds of its validity: installed, or kept out until when', async t => {
-  const files = async ({ certFile, keyFile }: CertFiles) =>
-    ({ certFile, keyFile, cert: await readFile(certFile), key: await readFile(keyFile) })
+  const files = async ({ certFile, keyFile }: CertFiles) => ({
+    certFile,
+    keyFile,
+    cert: await readFile(certFile),
+    key: await readFile(keyFile),
+  })
   const valid = await loadTlsPair(pairA.certFile, pairA.keyFile)
   const validLonger = await loadTlsPair(notYetValid.certFile, notYetValid.keyFile)
   const [from, until] = [notYetValid.notBefore.getTime(), pairA.notAfter.getTime()]
   type KeptOut = { reason: RegExp; recheckAt: number; refused: string | undefined }
   type Case = [name: string, current: TlsPair, renewal: CertFiles, at: number, expected: 'install' | KeptOut]
   const cases: Case[] = [
-    ['1 ms before its notBefore → kept out until then', valid, notYetValid, from - 1,
-      { reason: /is not valid yet/, recheckAt: from, refused: notYetValid.serial }],
+    [
+      '1 ms before its notBefore → kept out until then',
+      valid,
+      notYetValid,
+      from - 1,
+      { reason: /is not valid yet/, recheckAt: from, refused: notYetValid.serial },
+    ],
     ['at its notBefore → installed', valid, notYetValid, from, 'install'],
     ['1 ms before its notAfter → installed', validLonger, pairA, until - 1, 'install'],
-    ['at its notAfter → kept out for good', validLonger, pairA, until,
-      { reason: /has expired/, recheckAt: Infinity, refused: pairA.serial }],
-    ['not a pair → kept out for good', valid, mismatched, startedAt,
-      { reason: /does not belong/, recheckAt: Infinity, refused: undefined }],
+    [
+      'at its notAfter → kept out for good',
+      validLonger,
+      pairA,
+      until,
+      { reason: /has expired/, recheckAt: Infinity, refused: pairA.serial },
+    ],
+    [
+      'not a pair → kept out for good',
+      valid,
+      mismatched,
+      startedAt,
+      { reason: /does not belong/, recheckAt: Infinity, refused: undefined },
+    ],
   ]
   for (const [name, current, renewal, at, expected] of cases) {
     const verdict = judgeRenewal(await files(renewal), current, at)
@@ -337,7 +441,9 @@ t.test('a valid pair is loaded, logged and exported as metrics', async t => {
   t.same(counts(), { success: 0, failure: 0 }, 'both result series exist before any reload')
   t.equal(expirySeconds(), pairA.notAfter.getTime() / 1000)
   t.same(reloaded, [], 'onReload is not called for the initial pair')
-  t.match(log.lines, [{ level: 'info', msg: 'TLS certificate loaded', serial: pairA.serial, notAfter: pairA.notAfter.toISOString() }])
+  t.match(log.lines, [
+    { level: 'info', msg: 'TLS certificate loaded', serial: pairA.serial, notAfter: pairA.notAfter.toISOString() },
+  ])
   noKeyMaterial(t, log.raw())
 })
 
@@ -384,9 +490,8 @@ t.test('a renewed pair is swapped in without restart', async t => {
   for (const [name, layout, trigger] of cases) {
     t.test(name, async t => {
       const dir = t.testdir()
-      const swap = layout === 'plain'
-        ? async (p: CertFiles) => writePlain(dir, p)
-        : (await kubeletVolume(dir, pairA)).swap
+      const swap =
+        layout === 'plain' ? async (p: CertFiles) => writePlain(dir, p) : (await kubeletVolume(dir, pairA)).swap
       if (layout === 'plain') await writePlain(dir, pairA)
       const { options, log, counts, expirySeconds, reloaded } = setup(dir, trigger)
       const r = await createTlsReloader(options)
@@ -398,12 +503,22 @@ t.test('a renewed pair is swapped in without restart', async t => {
       await swap(pairC)
       await waitFor('the second renewal', () => r.current().serial === pairC.serial)
 
-      t.same(reloaded.map(p => p.serial), [pairB.serial, pairC.serial], 'onReload saw each renewal once, in order')
+      t.same(
+        reloaded.map(p => p.serial),
+        [pairB.serial, pairC.serial],
+        'onReload saw each renewal once, in order',
+      )
       t.same(r.current().cert, await readFile(pairC.certFile))
       t.same(r.current().key, await readFile(pairC.keyFile))
       t.equal(counts().success, 2)
       t.equal(expirySeconds(), pairC.notAfter.getTime() / 1000)
-      t.match(log.lines.filter(l => l.msg === 'TLS certificate reloaded'), [{ level: 'info', serial: pairB.serial }, { level: 'info', serial: pairC.serial }])
+      t.match(
+        log.lines.filter(l => l.msg === 'TLS certificate reloaded'),
+        [
+          { level: 'info', serial: pairB.serial },
+          { level: 'info', serial: pairC.serial },
+        ],
+      )
       noKeyMaterial(t, log.raw())
     })
   }
@@ -419,12 +534,18 @@ t.test('a pair rewritten file by file is judged only once complete (no spurious 
 
   await copyFile(pairB.certFile, join(dir, 'tls.crt')) // new certificate, old key: not a pair yet
   await waitFor('the half-written update to be noticed', () => log.lines.some(l => l.level === 'debug'))
-  t.match(log.lines.filter(l => l.level === 'debug'), [{ msg: /not a valid pair yet/, reason: /does not belong to the certificate/ }])
+  t.match(
+    log.lines.filter(l => l.level === 'debug'),
+    [{ msg: /not a valid pair yet/, reason: /does not belong to the certificate/ }],
+  )
   t.equal(r.current().serial, pairA.serial)
   await copyFile(pairB.keyFile, join(dir, 'tls.key'))
   await waitFor('the completed update', () => r.current().serial === pairB.serial)
   t.same(counts(), { success: 1, failure: 0 })
-  t.same(reloaded.map(p => p.serial), [pairB.serial])
+  t.same(
+    reloaded.map(p => p.serial),
+    [pairB.serial],
+  )
   t.equal(log.lines.filter(l => l.level === 'error').length, 0)
 })
 
@@ -490,13 +611,15 @@ t.test('a renewal not valid now never replaces a certificate valid now', async t
       t.equal(expirySeconds(), pairA.notAfter.getTime() / 1000, 'the expiry gauge still describes the pair in service')
       const errors = log.lines.filter(l => l.level === 'error')
       const window = { newNotBefore: renewal.notBefore.toISOString(), newNotAfter: renewal.notAfter.toISOString() }
-      t.match(errors, [{
-        msg: /keeping the certificate in service/,
-        serial: pairA.serial,
-        certFile: join(dir, 'tls.crt'),
-        newSerial: renewal.serial,
-        ...window,
-      }])
+      t.match(errors, [
+        {
+          msg: /keeping the certificate in service/,
+          serial: pairA.serial,
+          certFile: join(dir, 'tls.crt'),
+          newSerial: renewal.serial,
+          ...window,
+        },
+      ])
       const reason = String(errors[0]?.['reason'])
       const start = `TLS certificate file ${join(dir, 'tls.crt')} (serial ${renewal.serial}) ${problem}`
       t.ok(reason.startsWith(start), `reason starts with "${start}"`)
@@ -530,9 +653,15 @@ t.test('a renewal not valid yet that stays on disk is installed once it is valid
   t.same(counts(), { success: 0, failure: 1 })
   clock.set(notYetValid.notBefore.getTime())
   await waitFor('a poll to install it', () => r.current().serial === notYetValid.serial)
-  t.same(reloaded.map(p => p.serial), [notYetValid.serial])
+  t.same(
+    reloaded.map(p => p.serial),
+    [notYetValid.serial],
+  )
   t.same(counts(), { success: 1, failure: 1 })
-  t.match(log.lines.filter(l => l.msg === 'TLS certificate reloaded'), [{ level: 'info', serial: notYetValid.serial }])
+  t.match(
+    log.lines.filter(l => l.msg === 'TLS certificate reloaded'),
+    [{ level: 'info', serial: notYetValid.serial }],
+  )
   t.equal(log.lines.filter(l => l.level === 'warn').length, 0, 'valid when installed: no warning')
 })
 
@@ -556,7 +685,10 @@ t.test('when the certificate in service is not valid now, any renewal that is a 
 
       await volume.swap(renewal)
       await waitFor('the renewal', () => r.current().serial === renewal.serial)
-      t.same(reloaded.map(p => p.serial), [renewal.serial])
+      t.same(
+        reloaded.map(p => p.serial),
+        [renewal.serial],
+      )
       t.same(counts(), { success: 1, failure: 0 })
       t.equal(expirySeconds(), renewal.notAfter.getTime() / 1000)
       const warnings = log.lines.filter(l => l.level === 'warn').slice(warnedAtStart)
@@ -575,7 +707,10 @@ t.test('files vanishing mid-update are a failure, and their return a success', a
 
   await rm(join(dir, 'tls.crt'))
   await waitFor('the failure to be counted', () => counts().failure === 1)
-  t.match(log.lines.filter(l => l.level === 'error'), [{ reason: /tls\.crt does not exist/ }])
+  t.match(
+    log.lines.filter(l => l.level === 'error'),
+    [{ reason: /tls\.crt does not exist/ }],
+  )
   t.equal(r.current().serial, pairA.serial)
   await sleep(10 * 25)
   t.equal(counts().failure, 1, 'still missing is not counted again')
@@ -603,7 +738,10 @@ t.test('a pair the server rejects in onReload stays out of service', async t => 
   await volume.swap(pairB)
   await waitFor('the failure to be counted', () => counts().failure === 1)
   t.equal(r.current().serial, pairA.serial)
-  t.match(log.lines.filter(l => l.level === 'error'), [{ reason: 'the new certificate was rejected by the server', serial: pairA.serial }])
+  t.match(
+    log.lines.filter(l => l.level === 'error'),
+    [{ reason: 'the new certificate was rejected by the server', serial: pairA.serial }],
+  )
 
   await volume.swap(pairC)
   await waitFor('the next renewal', () => r.current().serial === pairC.serial)
@@ -629,7 +767,11 @@ t.test('an https server hands new connections the renewed certificate (productio
   const dir = t.testdir()
   const volume = await kubeletVolume(dir, pairA)
   let server: https.Server | undefined
-  const { options } = setup(dir, { onReload: pair => server?.setSecureContext({ cert: pair.cert, key: pair.key }) }, 'default')
+  const { options } = setup(
+    dir,
+    { onReload: pair => server?.setSecureContext({ cert: pair.cert, key: pair.key }) },
+    'default',
+  )
   const r = await createTlsReloader(options)
   t.teardown(() => r.close())
   const initial = r.current()

@@ -69,9 +69,15 @@ t.test('offline server: review, probes, metrics, TLS 1.3 only by default', async
   const m = await probe('/metrics', p.ports.metrics)
   t.equal(m.status, 200)
   t.match(m.headers['content-type'], /^text\/plain; version=0\.0\.4/)
-  for (const series of ['reviews_total{outcome="mutated"} 1', 'review_duration_seconds_count 1', 'in_flight_requests 0',
+  for (const series of [
+    'reviews_total{outcome="mutated"} 1',
+    'review_duration_seconds_count 1',
+    'in_flight_requests 0',
     'certificate_reloads_total{result="success"} 0',
-    'certificate_expiry_timestamp_seconds ', 'process_resident_memory_bytes ', 'process_start_time_seconds ']) {
+    'certificate_expiry_timestamp_seconds ',
+    'process_resident_memory_bytes ',
+    'process_start_time_seconds ',
+  ]) {
     t.match(m.body, `stackit_pod_identity_webhook_${series}`, series)
   }
   t.equal((await probe('/healthz', p.ports.metrics)).status, 404, 'probes are not on the metrics port')
@@ -79,7 +85,10 @@ t.test('offline server: review, probes, metrics, TLS 1.3 only by default', async
   t.equal(typeof refused, 'string', `a TLS 1.2 client is refused (${JSON.stringify(refused)})`)
   t.equal(await p.shutdown(), true, 'drained cleanly')
   t.ok(p.lines.some(l => l.includes('"msg":"review"') && l.includes('"outcome":"mutated"')))
-  t.notOk(p.lines.some(l => l.includes('app-1a2b3c@sa.stackit.cloud')), 'no e-mail in logs')
+  t.notOk(
+    p.lines.some(l => l.includes('app-1a2b3c@sa.stackit.cloud')),
+    'no e-mail in logs',
+  )
 })
 
 t.test('--tls-min-version 1.2 accepts TLS 1.2 with a forward-secret AEAD suite', async t => {
@@ -112,7 +121,10 @@ t.test('certificate rotation by the kubelet symlink swap; a broken pair keeps th
     (await get(p.ports.metrics, '/metrics')).body.includes('certificate_reloads_total{result="failure"} 1')
   t.ok(await until(counted, 3000), 'the broken pair is counted')
   t.equal(await peerSerial(p.ports.admission), second.serial, 'the old pair stays in service')
-  t.ok(p.lines.some(l => l.includes('"level":"error"') && l.includes('does not belong')), 'and logged as an error')
+  t.ok(
+    p.lines.some(l => l.includes('"level":"error"') && l.includes('does not belong')),
+    'and logged as an error',
+  )
   t.equal(await p.shutdown(), true, 'drained cleanly')
 })
 
@@ -122,7 +134,8 @@ t.test('bodies that declare 4 MiB or come chunked and then stall do not turn a r
   const p = await startInProcess([...certFlags(cert), '--service-account', saFile])
   // Four times the default --max-request-bytes fill the default 16 MiB in flight if declared lengths are counted.
   const stalled = await Promise.all(Array.from({ length: 5 }, () => connectRaw(p.ports.admission, caPem)))
-  for (const [i, c] of stalled.entries()) c.socket.write(i < 4 ? `${postHead(4 * 1024 * 1024)}{` : postHead() + chunk('{'))
+  for (const [i, c] of stalled.entries())
+    c.socket.write(i < 4 ? `${postHead(4 * 1024 * 1024)}{` : postHead() + chunk('{'))
   const metrics = async (): Promise<string> =>
     (await request({ port: p.ports.metrics, path: '/metrics', method: 'GET', plain: true })).body
   t.ok(await until(async () => (await metrics()).includes('in_flight_requests 5')), 'all five are being read')
@@ -160,8 +173,12 @@ t.test('API-backed ServiceAccounts: ready after sync, a fresh one honoured, an A
 t.test('--max-cache-staleness: a cached ServiceAccount answers while the API server is gone, not with 0', async t => {
   type Row = [name: string, flags: string[], allowed: boolean, body: RegExp]
   const rows: Row[] = [
-    ['default bound → mutated from the copy, with a warning', [], true,
-      /"patchType":"JSONPatch".*ServiceAccount team-a\/app-sa read from a copy \d+s old: the API server/],
+    [
+      'default bound → mutated from the copy, with a warning',
+      [],
+      true,
+      /"patchType":"JSONPatch".*ServiceAccount team-a\/app-sa read from a copy \d+s old: the API server/,
+    ],
     ['0 → denied', ['--max-cache-staleness', '0'], false, /cannot look up ServiceAccount team-a\/app-sa/],
   ]
   for (const [name, flags, allowed, body] of rows) {
@@ -171,8 +188,7 @@ t.test('--max-cache-staleness: a cached ServiceAccount answers while the API ser
     const email = 'app@sa.stackit.cloud'
     const annotations = { 'workload-identity.stackit.cloud/service-account-email': email }
     api.seed([{ namespace: 'team-a', name: 'app-sa', annotations }])
-    const p = await startInProcess([...certFlags(cert), '--api-server', api.url,
-      '--lookup-timeout', '500ms', ...flags])
+    const p = await startInProcess([...certFlags(cert), '--api-server', api.url, '--lookup-timeout', '500ms', ...flags])
     const metrics = (): Promise<string> =>
       request({ port: p.ports.metrics, path: '/metrics', method: 'GET', plain: true }).then(r => r.body)
     const watchBroken = async (): Promise<boolean> =>
@@ -201,8 +217,19 @@ t.test('API over TLS with a token and a pinned CA; probes and metrics sharing on
       s.close(() => resolve(port))
     })
   })
-  const p = await startInProcess([...certFlags(cert), '--api-server', api.url, '--api-token-file', join(dir, 'token'),
-    '--api-ca-file', FakeApiServer.tlsFile('ca.crt'), '--health-port', String(free), '--metrics-port', String(free)])
+  const p = await startInProcess([
+    ...certFlags(cert),
+    '--api-server',
+    api.url,
+    '--api-token-file',
+    join(dir, 'token'),
+    '--api-ca-file',
+    FakeApiServer.tlsFile('ca.crt'),
+    '--health-port',
+    String(free),
+    '--metrics-port',
+    String(free),
+  ])
   t.equal(p.ports.health, free)
   t.equal(p.ports.metrics, free)
   t.ok(await until(async () => (await get(free, '/readyz')).status === 200), 'synced over TLS with the token')
@@ -253,18 +280,38 @@ t.test('what keeps the webhook from starting rejects with a code and names the p
   const taken = await startInProcess([...good, '--service-account', saFile])
   type Row = [name: string, flags: string[], code: string, message: RegExp]
   const rows: Row[] = [
-    ['certificate missing', ['--cert-dir', join(dir, 'empty'), '--service-account', saFile], 'TLS',
-      /TLS certificate file .*empty\/tls.crt does not exist/],
+    [
+      'certificate missing',
+      ['--cert-dir', join(dir, 'empty'), '--service-account', saFile],
+      'TLS',
+      /TLS certificate file .*empty\/tls.crt does not exist/,
+    ],
     ['key does not match', [...certFlags(bad), '--service-account', saFile], 'TLS', /does not belong to the cert/],
-    ['ServiceAccount file missing', [...good, '--service-account', join(dir, 'nope.json')], 'BAD_INPUT_FILE',
-      /cannot read --service-account file .*nope\.json/],
+    [
+      'ServiceAccount file missing',
+      [...good, '--service-account', join(dir, 'nope.json')],
+      'BAD_INPUT_FILE',
+      /cannot read --service-account file .*nope\.json/,
+    ],
     ['not in a cluster, no --api-server', good, 'USAGE', /^not running in a cluster .* pass --api-server URL/],
-    ['API token file missing', [...good, '--api-server', 'https://127.0.0.1:1', '--api-token-file', join(dir, 'nope')],
-      'BAD_INPUT_FILE', /cannot read the API token file .*nope: ENOENT/],
-    ['a token over plain HTTP', [...good, '--api-server', 'http://127.0.0.1:1', '--api-token-file', join(dir, 'token')],
-      'USAGE', /is plain HTTP: a bearer token is only sent over https/],
-    ['port in use', [...good, '--service-account', saFile, '--port', String(taken.ports.admission)], 'USAGE',
-      /^cannot listen on 127\.0\.0\.1 \(ports \d+, 0, 0\): EADDRINUSE$/],
+    [
+      'API token file missing',
+      [...good, '--api-server', 'https://127.0.0.1:1', '--api-token-file', join(dir, 'nope')],
+      'BAD_INPUT_FILE',
+      /cannot read the API token file .*nope: ENOENT/,
+    ],
+    [
+      'a token over plain HTTP',
+      [...good, '--api-server', 'http://127.0.0.1:1', '--api-token-file', join(dir, 'token')],
+      'USAGE',
+      /is plain HTTP: a bearer token is only sent over https/,
+    ],
+    [
+      'port in use',
+      [...good, '--service-account', saFile, '--port', String(taken.ports.admission)],
+      'USAGE',
+      /^cannot listen on 127\.0\.0\.1 \(ports \d+, 0, 0\): EADDRINUSE$/,
+    ],
   ]
   for (const [name, flags, code, message] of rows) {
     await t.rejects(startInProcess(flags), { code, message }, name)

@@ -6,15 +6,28 @@ import { WorkloadIdentityClient, resolveWorkloadIdentityConfig } from '../../lib
 import type { Env, WorkloadIdentityClientOptions, WorkloadIdentityOptions } from '../../lib/index.js'
 import { refreshMarginMs, workloadJwtAssertionType } from '../../lib/workload-identity/workload-identity-client.js'
 import { defaultFederatedTokenFile } from '../../lib/workload-identity/workload-identity-config.js'
-import { isWorkloadIdentityError, type WorkloadIdentityErrorCode } from '../../lib/workload-identity/workload-identity-error.js'
+import {
+  isWorkloadIdentityError,
+  type WorkloadIdentityErrorCode,
+} from '../../lib/workload-identity/workload-identity-error.js'
 import { jwtExpiry, unverifiedClaims } from '../../lib/workload-identity/jwt-claims.js'
 import { maxExcerptLength } from '../../lib/http-excerpt.js'
 import { fakeJwt, startFakeStackit, type FakeStackit } from '../helpers/fake-stackit.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 
 const email = 'app-1a2b@sa.stackit.cloud'
-const assertionA = fakeJwt({ iss: 'https://issuer.example', sub: 'system:serviceaccount:team-a:app', aud: 'sts.accounts.stackit.cloud', v: 'A' })
-const assertionB = fakeJwt({ iss: 'https://issuer.example', sub: 'system:serviceaccount:team-a:app', aud: 'sts.accounts.stackit.cloud', v: 'B' })
+const assertionA = fakeJwt({
+  iss: 'https://issuer.example',
+  sub: 'system:serviceaccount:team-a:app',
+  aud: 'sts.accounts.stackit.cloud',
+  v: 'A',
+})
+const assertionB = fakeJwt({
+  iss: 'https://issuer.example',
+  sub: 'system:serviceaccount:team-a:app',
+  aud: 'sts.accounts.stackit.cloud',
+  v: 'B',
+})
 
 /** A clock the test moves by hand. */
 const manualClock = (start = Date.now()): { epochMs: () => number; advance: (ms: number) => void } => {
@@ -23,17 +36,33 @@ const manualClock = (start = Date.now()): { epochMs: () => number; advance: (ms:
 }
 
 /** A fake endpoint, a token file holding assertion A, and a client factory wired to both. */
-const setup = async (t: Test): Promise<{ fake: FakeStackit; tokenFile: string; client: (o?: Partial<WorkloadIdentityClientOptions>) => WorkloadIdentityClient }> => {
+const setup = async (
+  t: Test,
+): Promise<{
+  fake: FakeStackit
+  tokenFile: string
+  client: (o?: Partial<WorkloadIdentityClientOptions>) => WorkloadIdentityClient
+}> => {
   const dir = t.testdir({ token: assertionA })
   const tokenFile = join(dir, 'token')
   const fake = await startFakeStackit()
   t.teardown(() => fake.close())
   const client = (o: Partial<WorkloadIdentityClientOptions> = {}): WorkloadIdentityClient =>
-    new WorkloadIdentityClient({ env: { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: tokenFile }, tokenEndpoint: fake.tokenUrl, ...o })
+    new WorkloadIdentityClient({
+      env: { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: tokenFile },
+      tokenEndpoint: fake.tokenUrl,
+      ...o,
+    })
   return { fake, tokenFile, client }
 }
 
-const rejectsWith = async (t: Test, p: Promise<unknown>, code: WorkloadIdentityErrorCode, message: RegExp, forbidden: readonly string[] = []): Promise<void> => {
+const rejectsWith = async (
+  t: Test,
+  p: Promise<unknown>,
+  code: WorkloadIdentityErrorCode,
+  message: RegExp,
+  forbidden: readonly string[] = [],
+): Promise<void> => {
   try {
     await p
     t.fail('expected a rejection')
@@ -45,29 +74,73 @@ const rejectsWith = async (t: Test, p: Promise<unknown>, code: WorkloadIdentityE
 }
 
 t.test('configuration: option, else environment, else default', async t => {
-  type Row = [name: string, options: WorkloadIdentityOptions, env: Env, expect: { email: string; file: string; fileSource: string; endpoint: string }]
+  type Row = [
+    name: string,
+    options: WorkloadIdentityOptions,
+    env: Env,
+    expect: { email: string; file: string; fileSource: string; endpoint: string },
+  ]
   const envAll: Env = {
     STACKIT_SERVICE_ACCOUNT_EMAIL: 'env@sa.stackit.cloud',
     STACKIT_FEDERATED_TOKEN_FILE: '/env/token',
     STACKIT_IDP_TOKEN_ENDPOINT: 'https://idp.env.example/token',
   }
   const rows: Row[] = [
-    ['environment only', {}, envAll,
-      { email: 'env@sa.stackit.cloud', file: '/env/token', fileSource: 'STACKIT_FEDERATED_TOKEN_FILE', endpoint: 'https://idp.env.example/token' }],
-    ['options win over environment', { serviceAccountEmail: email, federatedTokenFile: '/opt/token', tokenEndpoint: 'https://idp.opt.example/t' }, envAll,
-      { email, file: '/opt/token', fileSource: 'option federatedTokenFile', endpoint: 'https://idp.opt.example/t' }],
-    ['defaults for file and endpoint', {}, { STACKIT_SERVICE_ACCOUNT_EMAIL: email },
-      { email, file: '/var/run/secrets/stackit.cloud/serviceaccount/token', fileSource: 'default', endpoint: 'https://accounts.stackit.cloud/oauth/v2/token' }],
-    ['empty values count as unset', { serviceAccountEmail: '', federatedTokenFile: '', tokenEndpoint: '' },
+    [
+      'environment only',
+      {},
+      envAll,
+      {
+        email: 'env@sa.stackit.cloud',
+        file: '/env/token',
+        fileSource: 'STACKIT_FEDERATED_TOKEN_FILE',
+        endpoint: 'https://idp.env.example/token',
+      },
+    ],
+    [
+      'options win over environment',
+      { serviceAccountEmail: email, federatedTokenFile: '/opt/token', tokenEndpoint: 'https://idp.opt.example/t' },
+      envAll,
+      { email, file: '/opt/token', fileSource: 'option federatedTokenFile', endpoint: 'https://idp.opt.example/t' },
+    ],
+    [
+      'defaults for file and endpoint',
+      {},
+      { STACKIT_SERVICE_ACCOUNT_EMAIL: email },
+      {
+        email,
+        file: '/var/run/secrets/stackit.cloud/serviceaccount/token',
+        fileSource: 'default',
+        endpoint: 'https://accounts.stackit.cloud/oauth/v2/token',
+      },
+    ],
+    [
+      'empty values count as unset',
+      { serviceAccountEmail: '', federatedTokenFile: '', tokenEndpoint: '' },
       { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: '', STACKIT_IDP_TOKEN_ENDPOINT: '' },
-      { email, file: defaultFederatedTokenFile, fileSource: 'default', endpoint: 'https://accounts.stackit.cloud/oauth/v2/token' }],
-    ['http: endpoint allowed from the option', { serviceAccountEmail: email, tokenEndpoint: 'http://127.0.0.1:1/token' }, {},
-      { email, file: defaultFederatedTokenFile, fileSource: 'default', endpoint: 'http://127.0.0.1:1/token' }],
+      {
+        email,
+        file: defaultFederatedTokenFile,
+        fileSource: 'default',
+        endpoint: 'https://accounts.stackit.cloud/oauth/v2/token',
+      },
+    ],
+    [
+      'http: endpoint allowed from the option',
+      { serviceAccountEmail: email, tokenEndpoint: 'http://127.0.0.1:1/token' },
+      {},
+      { email, file: defaultFederatedTokenFile, fileSource: 'default', endpoint: 'http://127.0.0.1:1/token' },
+    ],
   ]
   for (const [name, options, env, expect] of rows) {
     const c = resolveWorkloadIdentityConfig(options, env)
     t.same(
-      { email: c.serviceAccountEmail, file: c.federatedTokenFile, fileSource: c.federatedTokenFileSource, endpoint: c.tokenEndpoint.href },
+      {
+        email: c.serviceAccountEmail,
+        file: c.federatedTokenFile,
+        fileSource: c.federatedTokenFileSource,
+        endpoint: c.tokenEndpoint.href,
+      },
       expect,
       name,
     )
@@ -80,15 +153,38 @@ t.test('configuration errors name the input', async t => {
   const rows: Row[] = [
     ['no e-mail anywhere', {}, {}, /^STACKIT_SERVICE_ACCOUNT_EMAIL is not set/],
     ['empty e-mail', {}, { STACKIT_SERVICE_ACCOUNT_EMAIL: '' }, /^STACKIT_SERVICE_ACCOUNT_EMAIL is not set/],
-    ['http: endpoint from the environment', {}, { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'http://idp.example/token' },
-      /^token endpoint from STACKIT_IDP_TOKEN_ENDPOINT must be an https: URL, got "http:"/],
-    ['other scheme from the option', { tokenEndpoint: 'ftp://idp.example/token' }, withEmail, /^token endpoint from option tokenEndpoint must be an https: URL/],
-    ['not a URL', {}, { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'accounts.stackit.cloud' }, /from STACKIT_IDP_TOKEN_ENDPOINT is not a URL: "accounts.stackit.cloud"/],
-    ['credentials in the URL are refused, not echoed', {}, { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'https://user:s3cret@idp.example/token' },
-      /must not contain user name or password/, 's3cret'],
+    [
+      'http: endpoint from the environment',
+      {},
+      { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'http://idp.example/token' },
+      /^token endpoint from STACKIT_IDP_TOKEN_ENDPOINT must be an https: URL, got "http:"/,
+    ],
+    [
+      'other scheme from the option',
+      { tokenEndpoint: 'ftp://idp.example/token' },
+      withEmail,
+      /^token endpoint from option tokenEndpoint must be an https: URL/,
+    ],
+    [
+      'not a URL',
+      {},
+      { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'accounts.stackit.cloud' },
+      /from STACKIT_IDP_TOKEN_ENDPOINT is not a URL: "accounts.stackit.cloud"/,
+    ],
+    [
+      'credentials in the URL are refused, not echoed',
+      {},
+      { ...withEmail, STACKIT_IDP_TOKEN_ENDPOINT: 'https://user:s3cret@idp.example/token' },
+      /must not contain user name or password/,
+      's3cret',
+    ],
   ]
   for (const [name, options, env, message, notInMessage] of rows) {
-    t.throws(() => resolveWorkloadIdentityConfig(options, env), { name: 'WorkloadIdentityError', code: 'CONFIG', message }, name)
+    t.throws(
+      () => resolveWorkloadIdentityConfig(options, env),
+      { name: 'WorkloadIdentityError', code: 'CONFIG', message },
+      name,
+    )
     if (notInMessage !== undefined) {
       try {
         resolveWorkloadIdentityConfig(options, env)
@@ -117,7 +213,11 @@ t.test('happy path: the exchange the STACKIT SDK makes', async t => {
   const req = fake.tokenRequests[0]!
   t.equal(req.method, 'POST')
   t.equal(req.contentType, 'application/x-www-form-urlencoded')
-  t.same([...req.form.keys()].sort(), ['client_assertion', 'client_assertion_type', 'client_id', 'grant_type'], 'exactly the four fields')
+  t.same(
+    [...req.form.keys()].sort(),
+    ['client_assertion', 'client_assertion_type', 'client_id', 'grant_type'],
+    'exactly the four fields',
+  )
   t.equal(req.form.get('grant_type'), 'client_credentials')
   t.equal(req.form.get('client_assertion_type'), workloadJwtAssertionType)
   t.equal(workloadJwtAssertionType, 'urn:schwarz:params:oauth:client-assertion-type:workload-jwt')
@@ -136,13 +236,25 @@ t.test('a trailing newline in the token file is not sent', async t => {
 t.test('token endpoint failures: endpoint, status and a bounded excerpt; never the assertion', async t => {
   type Row = [name: string, status: number, body: (form: URLSearchParams) => string, message: RegExp]
   const rows: Row[] = [
-    ['401 with an OAuth error', 401, () => '{"error":"invalid_client","error_description":"federation does not match"}',
-      /^token endpoint http:\/\/127\.0\.0\.1:\d+\/oauth\/v2\/token answered HTTP 401: \{"error":"invalid_client","error_description":"federation does not match"\}$/],
-    ['400 echoing the assertion', 400, form => `{"error":"invalid_grant","assertion":"${form.get('client_assertion') ?? ''}"}`,
-      /answered HTTP 400: \{"error":"invalid_grant","assertion":"\[redacted\]"\}$/],
+    [
+      '401 with an OAuth error',
+      401,
+      () => '{"error":"invalid_client","error_description":"federation does not match"}',
+      /^token endpoint http:\/\/127\.0\.0\.1:\d+\/oauth\/v2\/token answered HTTP 401: \{"error":"invalid_client","error_description":"federation does not match"\}$/,
+    ],
+    [
+      '400 echoing the assertion',
+      400,
+      form => `{"error":"invalid_grant","assertion":"${form.get('client_assertion') ?? ''}"}`,
+      /answered HTTP 400: \{"error":"invalid_grant","assertion":"\[redacted\]"\}$/,
+    ],
     ['500 with an empty body', 500, () => '', /answered HTTP 500: \(empty body\)$/],
-    ['503 with a huge HTML page', 503, () => `<html>\n<body>${'x'.repeat(100_000)}</body></html>`,
-      new RegExp(`answered HTTP 503: <html> <body>x{${maxExcerptLength - 13}}…$`)],
+    [
+      '503 with a huge HTML page',
+      503,
+      () => `<html>\n<body>${'x'.repeat(100_000)}</body></html>`,
+      new RegExp(`answered HTTP 503: <html> <body>x{${maxExcerptLength - 13}}…$`),
+    ],
   ]
   for (const [name, status, body, message] of rows) {
     const { fake, client } = await setup(t)
@@ -159,7 +271,11 @@ t.test('unusable 200 answers', async t => {
     ['JSON without access_token', '{"token_type":"Bearer"}', /without a JSON access_token$/],
     ['empty access_token', '{"access_token":""}', /without a JSON access_token$/],
     ['a JSON array', '[]', /without a JSON access_token$/],
-    ['larger than the limit', JSON.stringify({ access_token: 'x'.repeat(70_000) }), /sent a response larger than 65536 bytes$/],
+    [
+      'larger than the limit',
+      JSON.stringify({ access_token: 'x'.repeat(70_000) }),
+      /sent a response larger than 65536 bytes$/,
+    ],
   ]
   for (const [name, body, message] of rows) {
     const { fake, client } = await setup(t)
@@ -172,10 +288,26 @@ t.test('unusable 200 answers', async t => {
 t.test('token file problems name the file and where its path came from', async t => {
   const { fake, tokenFile, client } = await setup(t)
   await rm(tokenFile)
-  await rejectsWith(t, client().getAccessToken(), 'TOKEN_EXCHANGE',
-    new RegExp(`^cannot read the federated token file ${tokenFile.replace(/[/\\.]/g, '\\$&')} from STACKIT_FEDERATED_TOKEN_FILE \\(ENOENT\\)`))
-  await rejectsWith(t, client({ federatedTokenFile: join(tokenFile, '..') }).getAccessToken(), 'TOKEN_EXCHANGE', /from option federatedTokenFile \(EISDIR\)/)
-  for (const [name, content] of [['empty', ''], ['not a JWT', 'hello'], ['JWT with a non-JSON payload', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln'], ['too large', `${assertionA}${'A'.repeat(70_000)}`]]) {
+  await rejectsWith(
+    t,
+    client().getAccessToken(),
+    'TOKEN_EXCHANGE',
+    new RegExp(
+      `^cannot read the federated token file ${tokenFile.replace(/[/\\.]/g, '\\$&')} from STACKIT_FEDERATED_TOKEN_FILE \\(ENOENT\\)`,
+    ),
+  )
+  await rejectsWith(
+    t,
+    client({ federatedTokenFile: join(tokenFile, '..') }).getAccessToken(),
+    'TOKEN_EXCHANGE',
+    /from option federatedTokenFile \(EISDIR\)/,
+  )
+  for (const [name, content] of [
+    ['empty', ''],
+    ['not a JWT', 'hello'],
+    ['JWT with a non-JSON payload', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln'],
+    ['too large', `${assertionA}${'A'.repeat(70_000)}`],
+  ]) {
     await writeFile(tokenFile, content as string)
     await rejectsWith(t, client().getAccessToken(), 'TOKEN_EXCHANGE', /federated token file .* does not hold a JWT$/)
     t.comment(name as string)
@@ -193,7 +325,11 @@ t.test('rotated token file: the next exchange sends the new assertion', async t 
   clock.advance(3600_000)
   const second = await c.getAccessToken()
   t.not(second, first, 'a new access token')
-  t.same(fake.tokenRequests.map(r => r.form.get('client_assertion')), [assertionA, assertionB], 'second exchange used the rotated file')
+  t.same(
+    fake.tokenRequests.map(r => r.form.get('client_assertion')),
+    [assertionA, assertionB],
+    'second exchange used the rotated file',
+  )
 })
 
 t.test('ten concurrent callers share one exchange', async t => {
@@ -212,7 +348,11 @@ t.test('caching follows the token expiry', async t => {
     ['opaque token: expires_in', () => ({ access_token: 'opaque-token', expires_in: 900 }), 900_000],
     ['JWT without exp: expires_in', () => ({ access_token: fakeJwt({ sub: 'x' }), expires_in: 300 }), 300_000],
     ['no expiry at all: not cached', () => ({ access_token: 'opaque-token' }), undefined],
-    ['expires_in not a positive number: not cached', () => ({ access_token: 'opaque-token', expires_in: '900' }), undefined],
+    [
+      'expires_in not a positive number: not cached',
+      () => ({ access_token: 'opaque-token', expires_in: '900' }),
+      undefined,
+    ],
   ]
   for (const [name, reply, cachedFor] of rows) {
     const { fake, client } = await setup(t)
@@ -240,7 +380,11 @@ t.test('a failed exchange is not cached, and all waiting callers see it', async 
   fake.tokenReply = n => (n === 0 ? { status: 503, body: 'busy' } : undefined)
   const c = client()
   const results = await Promise.allSettled([c.getAccessToken(), c.getAccessToken(), c.getAccessToken()])
-  t.same(results.map(r => r.status), ['rejected', 'rejected', 'rejected'], 'one failure, shared')
+  t.same(
+    results.map(r => r.status),
+    ['rejected', 'rejected', 'rejected'],
+    'one failure, shared',
+  )
   t.equal(fake.tokenRequests.length, 1)
   t.equal(await c.getAccessToken(), fake.issued[0], 'the next call tries again and succeeds')
   t.equal(fake.tokenRequests.length, 2)
@@ -250,18 +394,33 @@ t.test('network failures', async t => {
   await t.test('deadline', async t => {
     const { fake, client } = await setup(t)
     fake.tokenReply = () => ({ hang: true })
-    await rejectsWith(t, client({ timeoutMs: 100 }).getAccessToken(), 'TOKEN_EXCHANGE', /\/oauth\/v2\/token failed: no complete response within 100 ms$/)
+    await rejectsWith(
+      t,
+      client({ timeoutMs: 100 }).getAccessToken(),
+      'TOKEN_EXCHANGE',
+      /\/oauth\/v2\/token failed: no complete response within 100 ms$/,
+    )
   })
   await t.test('peer hangs up mid-body', async t => {
     const { fake, client } = await setup(t)
     fake.tokenReply = () => ({ hangUpAfterHeaders: true })
-    await rejectsWith(t, client().getAccessToken(), 'TOKEN_EXCHANGE', /failed: connection closed before the response was complete$/)
+    await rejectsWith(
+      t,
+      client().getAccessToken(),
+      'TOKEN_EXCHANGE',
+      /failed: connection closed before the response was complete$/,
+    )
   })
   await t.test('connection refused', async t => {
     const { fake, client } = await setup(t)
     const url = fake.tokenUrl
     await fake.close()
-    await rejectsWith(t, client({ tokenEndpoint: url }).getAccessToken(), 'TOKEN_EXCHANGE', /failed: connect ECONNREFUSED/)
+    await rejectsWith(
+      t,
+      client({ tokenEndpoint: url }).getAccessToken(),
+      'TOKEN_EXCHANGE',
+      /failed: connect ECONNREFUSED/,
+    )
   })
 })
 
@@ -271,7 +430,11 @@ t.test('https endpoint: trusted through an injected agent, refused without it', 
   const server = await makeServerCert(dir, ca)
   const fake = await startFakeStackit(server)
   t.teardown(() => fake.close())
-  const env = { STACKIT_SERVICE_ACCOUNT_EMAIL: email, STACKIT_FEDERATED_TOKEN_FILE: join(dir, 'token'), STACKIT_IDP_TOKEN_ENDPOINT: fake.tokenUrl }
+  const env = {
+    STACKIT_SERVICE_ACCOUNT_EMAIL: email,
+    STACKIT_FEDERATED_TOKEN_FILE: join(dir, 'token'),
+    STACKIT_IDP_TOKEN_ENDPOINT: fake.tokenUrl,
+  }
   const agent = new https.Agent({ ca: await readFile(ca.certFile) })
   t.teardown(() => agent.destroy())
   t.equal(await new WorkloadIdentityClient({ env, agent }).getAccessToken(), fake.issued[0], 'trusted CA → token')
@@ -284,8 +447,16 @@ t.test('JWT claims', async t => {
     ['numeric exp', fakeJwt({ exp: 1700000000 }), 1700000000_000],
     ['string exp', fakeJwt({ exp: '1700000000' }), undefined],
     ['no exp', fakeJwt({}), undefined],
-    ['header not an object', `${Buffer.from('"x"').toString('base64url')}.${Buffer.from('{"exp":1}').toString('base64url')}.`, undefined],
-    ['payload not an object', `${Buffer.from('{}').toString('base64url')}.${Buffer.from('[1]').toString('base64url')}.`, undefined],
+    [
+      'header not an object',
+      `${Buffer.from('"x"').toString('base64url')}.${Buffer.from('{"exp":1}').toString('base64url')}.`,
+      undefined,
+    ],
+    [
+      'payload not an object',
+      `${Buffer.from('{}').toString('base64url')}.${Buffer.from('[1]').toString('base64url')}.`,
+      undefined,
+    ],
     ['two parts', 'abc.def', undefined],
   ]
   for (const [name, token, exp] of rows) t.equal(jwtExpiry(token), exp, name)

@@ -13,7 +13,12 @@ t.test('the guard knows the class and its two codes', async t => {
     ['CONFIG, any code', config, undefined, true],
     ['CONFIG, asked for CONFIG', config, 'CONFIG', true],
     ['CONFIG, asked for TOKEN_EXCHANGE', config, 'TOKEN_EXCHANGE', false],
-    ['TOKEN_EXCHANGE, asked for TOKEN_EXCHANGE', new WorkloadIdentityError('TOKEN_EXCHANGE', 'x'), 'TOKEN_EXCHANGE', true],
+    [
+      'TOKEN_EXCHANGE, asked for TOKEN_EXCHANGE',
+      new WorkloadIdentityError('TOKEN_EXCHANGE', 'x'),
+      'TOKEN_EXCHANGE',
+      true,
+    ],
     ['a plain Error with the same code', Object.assign(new Error('x'), { code: 'CONFIG' }), 'CONFIG', false],
     ["the webhook's error", new WebhookError('USAGE', 'x'), undefined, false],
     ['a string', 'CONFIG', undefined, false],
