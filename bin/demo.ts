@@ -66,7 +66,10 @@ const { config } = parseServeArgs([
 ])
 const logger = createLogger({ level: 'info', write: line => void process.stderr.write(line) })
 const webhook = await startWebhook(config, process.env, logger)
-const decode = `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).response;console.log(JSON.stringify({allowed:r.allowed,warnings:r.warnings,patch:r.patch&&JSON.parse(Buffer.from(r.patch,"base64"))},null,2))})'`
+const decode =
+  `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).response;` +
+  'console.log(JSON.stringify({allowed:r.allowed,warnings:r.warnings,' +
+  `patch:r.patch&&JSON.parse(Buffer.from(r.patch,"base64"))},null,2))})'`
 process.stdout.write(`
 The webhook is running (offline, with the ServiceAccounts in test/fixtures/serviceaccounts.json).
 Post the example AdmissionReview (a Deployment's Pod in team-a, ServiceAccount app-sa) and see the patch:
@@ -75,7 +78,8 @@ Post the example AdmissionReview (a Deployment's Pod in team-a, ServiceAccount a
     --data-binary @${join(fixture, 'admission-review-deployment-pod.json')} \\
     https://localhost:${webhook.ports.admission}/mutate | ${decode}
 
-Readiness: curl -s http://127.0.0.1:${webhook.ports.health}/readyz    Metrics: curl -s http://127.0.0.1:${webhook.ports.metrics}/metrics
+Readiness: curl -s http://127.0.0.1:${webhook.ports.health}/readyz
+Metrics:   curl -s http://127.0.0.1:${webhook.ports.metrics}/metrics
 Stop with Ctrl-C.
 `)
 const stop = (): void => {

@@ -150,3 +150,14 @@ t.test('the import graph has no cycle', async t => {
   for (const file of edges.keys()) visit(file, [])
   t.same(cycles, [], 'acyclic')
 })
+
+t.test('no source line is over 120 characters (the formatter does not cut strings and comments)', async t => {
+  const files = [...tsFiles('lib'), ...tsFiles('bin'), ...tsFiles('test')]
+  t.ok(files.length > 60, `${files.length} files read`)
+  const long = files.flatMap(file =>
+    readFileSync(repoPath(file), 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (line.length > 120 ? [`${file}:${i + 1} (${line.length})`] : [])),
+  )
+  t.same(long, [], 'every line fits in 120 characters')
+})

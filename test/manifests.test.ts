@@ -402,7 +402,8 @@ t.test('availability: replicas spread over nodes, PDB, priority, drain on termin
   t.ok(preStop > 0, `preStop sleeps ${preStop} s while endpoints are removed`)
   t.ok(
     grace > preStop + config.shutdownTimeoutMs / 1000,
-    `terminationGracePeriodSeconds ${grace} > preStop ${preStop} s + --shutdown-timeout ${config.shutdownTimeoutMs / 1000} s`,
+    `terminationGracePeriodSeconds ${grace} > preStop ${preStop} s + --shutdown-timeout ` +
+      `${config.shutdownTimeoutMs / 1000} s`,
   )
 
   const res = at(container, 'resources')

@@ -82,7 +82,8 @@ export const reviewResponse = (review: ParsedReview, decision: PodDecision): str
     `"response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
   if (decision.outcome === 'mutated') {
     const patch = Buffer.from(JSON.stringify(decision.patch)).toString('base64')
-    text += `,"patchType":"JSONPatch","patch":"${patch}","auditAnnotations":${JSON.stringify({ [auditKey]: decision.email })}`
+    const audit = JSON.stringify({ [auditKey]: decision.email })
+    text += `,"patchType":"JSONPatch","patch":"${patch}","auditAnnotations":${audit}`
   }
   if (decision.outcome === 'denied')
     text += `,"status":${JSON.stringify({ code: decision.error.status, message: decision.error.message })}`

@@ -108,14 +108,16 @@ const mutateVolumes = (volumes: readonly JsonObject[], c: IdentityConfig): JsonO
   if (!current) {
     throw new WebhookError(
       'CONFLICT',
-      `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is reserved for the workload identity token, rename that volume`,
+      `Pod already has a volume named ${volumeName} that is not a projected serviceAccountToken volume; the name is ` +
+        `reserved for the workload identity token, rename that volume`,
     )
   }
   const [token, ...more] = current.tokens
   if (!token || more.length > 0) {
     throw new WebhookError(
       'CONFLICT',
-      `Pod already has a volume named ${volumeName} projecting ${current.tokens.length} tokens; the name is reserved for one workload identity token, rename that volume`,
+      `Pod already has a volume named ${volumeName} projecting ${current.tokens.length} tokens; the name is reserved ` +
+        `for one workload identity token, rename that volume`,
     )
   }
   if (isDesiredToken(token, c)) return undefined
@@ -188,7 +190,8 @@ const mutateContainer = (
   const existing = mounts[ours]
   if (existing && (own(existing, 'subPath') !== undefined || own(existing, 'subPathExpr') !== undefined)) {
     conflicts.push(
-      `container ${quote(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the whole volume`,
+      `container ${quote(name)} mounts ${volumeName} with a subPath; remove the subPath, the webhook mounts the ` +
+        `whole volume`,
     )
   }
   if (conflicts.length > found) return container

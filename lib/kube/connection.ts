@@ -76,7 +76,8 @@ export const resolveKubeConnection = async (options: KubeConnectionOptions): Pro
     if (!host || !port) {
       throw new WebhookError(
         'USAGE',
-        'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server URL, or --service-account FILE for offline mode',
+        'not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): pass --api-server URL, or ' +
+          '--service-account FILE for offline mode',
       )
     }
     server = parseServer(`https://${urlHost(host)}:${port}`)

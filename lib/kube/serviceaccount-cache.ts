@@ -231,7 +231,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
         const reason = errorMessage(e)
         throw new WebhookError(
           'SERVICEACCOUNT_LOOKUP_FAILED',
-          `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its identity, retry when the API server is reachable`,
+          `cannot look up ServiceAccount ${key} (${reason}); the Pod is denied rather than started without its ` +
+            `identity, retry when the API server is reachable`,
           { cause: e },
         )
       },
@@ -276,7 +277,8 @@ export class ServiceAccountCache implements ServiceAccountSource {
         what =
           outcome.reason === 'short'
             ? 'ServiceAccount watch ended before its timeout; reconnecting after a pause'
-            : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; reconnecting'
+            : 'ServiceAccount watch stalled: the server did not end it in time, the connection may be dead; ' +
+              'reconnecting'
         reason = outcome.detail
       } catch (e) {
         if (signal.aborted) break

@@ -69,7 +69,8 @@ const describeReadError = (what: string, file: string, e: unknown): WebhookError
   if (code === 'ENOENT') {
     return new WebhookError(
       'TLS',
-      `TLS ${what} file ${file} does not exist (set --cert-dir or --tls-${what === 'certificate' ? 'cert' : 'key'}-file)`,
+      `TLS ${what} file ${file} does not exist (set --cert-dir or ` +
+        `--tls-${what === 'certificate' ? 'cert' : 'key'}-file)`,
       { cause: e },
     )
   }
@@ -136,7 +137,8 @@ const parsePair = ({ certFile, keyFile, cert, key }: Files): TlsPair => {
   if (!x509.checkPrivateKey(privateKey)) {
     throw new WebhookError(
       'TLS',
-      `TLS key file ${keyFile} does not belong to the certificate in ${certFile} (serial ${x509.serialNumber}); both must come from the same issuance`,
+      `TLS key file ${keyFile} does not belong to the certificate in ${certFile} (serial ${x509.serialNumber}); both ` +
+        `must come from the same issuance`,
     )
   }
   try {
@@ -216,7 +218,8 @@ const watchDirectories = (files: readonly string[], onEvent: () => void, logger:
   for (const dir of new Set(files.map(file => dirname(file)))) {
     try {
       const w = watch(dir, { persistent: false }, onEvent)
-      /* c8 ignore next 4: watch errors (inotify limits, vanished mounts) cannot be provoked reliably; polling covers them */
+      // Watch errors (inotify limits, vanished mounts) cannot be provoked reliably; polling covers them.
+      /* c8 ignore next 4 */
       w.on('error', e => {
         logger.warn('TLS certificate directory watch failed; relying on polling', { dir, reason: e.message })
         w.close()

@@ -273,7 +273,7 @@ t.test('Pod skip label or annotation: "true" skips, another value is judged only
     ['annotation "True" → skipped', ours(), {}, { [skipKey]: 'True' }, 'skip', []],
     ['label "false" → injected', ours(), { [skipKey]: 'false' }, {}, 'inject', []],
     ['label "yes", annotation "true" → skipped', ours(), { [skipKey]: 'yes' }, { [skipKey]: 'true' }, 'skip', []],
-    ['label "yes", no identity → skipped with a warning naming the value', {}, { [skipKey]: 'yes' }, {}, 'skip', [yes]],
+    ['label "yes", no identity → skipped, a warning names the value', {}, { [skipKey]: 'yes' }, {}, 'skip', [yes]],
     [
       'label "yes", empty e-mail → skipped, both warnings',
       { 'service-account-email': '' },

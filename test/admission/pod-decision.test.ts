@@ -238,7 +238,8 @@ t.test('prototype keys in the Pod are plain data', async t => {
     annotations: new Map([['workload-identity.stackit.cloud/service-account-email', 'a@b.cd']]),
   }
   const pod = JSON.parse(
-    '{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},"spec":{"__proto__":{"containers":[]},"containers":[{"name":"a","__proto__":{"env":[]}}]}}',
+    '{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},' +
+      '"spec":{"__proto__":{"containers":[]},"containers":[{"name":"a","__proto__":{"env":[]}}]}}',
   ) as JsonObject
   const decision = await review(pod, 'ns', new StaticServiceAccountSource([sa]))
   t.equal(decision.outcome, 'mutated')

@@ -1,8 +1,8 @@
 /**
- * Mutation cost against Pod size: the pure admission path (JSON.parse → parseReview → viewPod → decidePod, which mutates
- * and diffs → reviewResponse, which writes the answer text) per review, against JSON.parse + JSON.stringify of
- * the same review text (the floor). Floor and webhook batches alternate, so a slow moment on a shared machine hits
- * both.
+ * Mutation cost against Pod size: the pure admission path (JSON.parse → parseReview → viewPod → decidePod, which
+ * mutates and diffs → reviewResponse, which writes the answer text) per review, against JSON.parse +
+ * JSON.stringify of the same review text (the floor). Floor and webhook batches alternate, so a slow moment on a
+ * shared machine hits both.
  *
  * Run directly (node mutation-cost.js [quick]) it prints its rows as one JSON line; run.ts spawns it so the
  * measurement has a process to itself.

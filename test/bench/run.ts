@@ -305,7 +305,8 @@ const httpsPart = async (
     }
     rows.push(row)
     process.stderr.write(
-      `  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ${n0(row.parse.requestsPerSecond)} req/s, design ceiling ${n0(row.ceiling.requestsPerSecond)} req/s\n`,
+      `  https c${connections}: webhook ${n0(row.webhook.requestsPerSecond)} req/s, parse floor ` +
+        `${n0(row.parse.requestsPerSecond)} req/s, design ceiling ${n0(row.ceiling.requestsPerSecond)} req/s\n`,
     )
   }
   await Promise.all([webhook, transport, parse, ceiling].map(s => stop(s.child)))
@@ -461,7 +462,10 @@ const main = async (): Promise<void> => {
       },
       {
         target: `≤ 200 B resident per cached ServiceAccount (${n0(largestCache.serviceAccounts)})`,
-        figure: `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS (${n0(largestCache.cache.youngGenerationGrowthBytes / largestCache.serviceAccounts)} B of it young-gen growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
+        figure:
+          `${n0(largestCache.cache.rssBytesPerServiceAccount)} B RSS ` +
+          `(${n0(largestCache.cache.youngGenerationGrowthBytes / largestCache.serviceAccounts)} B of it young-gen ` +
+          `growth), ${n0(largestCache.cache.heapBytesPerServiceAccount)} B heap`,
         // Judged on raw RSS, the strictest reading; the other two figures say where the bytes are.
         met: largestCache.cache.rssBytesPerServiceAccount <= 200,
       },
@@ -493,7 +497,9 @@ const main = async (): Promise<void> => {
       targets,
     }
     const md = [
-      `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ${n0(httpsResult.responseBytes)} B; median of ${plan.rounds} interleaved ${plan.loadSeconds}-s runs per cell, autocannon in its own process)`,
+      `### Admission over HTTPS keep-alive (typical review ${n0(httpsResult.reviewBytes)} B, answer ` +
+        `${n0(httpsResult.responseBytes)} B; median of ${plan.rounds} interleaved ${plan.loadSeconds}-s runs per ` +
+        'cell, autocannon in its own process)',
       '',
       table(
         [
@@ -536,7 +542,8 @@ const main = async (): Promise<void> => {
         mutation.map(r => [r.pod, n0(r.reviewBytes), n2(r.floorUs), n2(r.webhookUs), n2(r.ratio)]),
       ),
       '',
-      '### ServiceAccount cache (fake API server on loopback; a third annotated, each with labels and a token Secret reference)',
+      '### ServiceAccount cache (fake API server on loopback; a third annotated, each with labels and a token Secret ' +
+        'reference)',
       '',
       table(
         [
@@ -584,7 +591,8 @@ const main = async (): Promise<void> => {
         targets.map(t => [t.target, t.figure, t.met ? 'yes' : '**no**']),
       ),
       '',
-      `Machine: ${m['cpus']} CPUs (${m['cpuModel']}), Node ${m['node']}, ${m['platform']}; load average ${loadBefore.map(n2).join(' ')} before, ${loadAfter.map(n2).join(' ')} after; ${n0(totalSeconds)} s in all.`,
+      `Machine: ${m['cpus']} CPUs (${m['cpuModel']}), Node ${m['node']}, ${m['platform']}; load average ` +
+        `${loadBefore.map(n2).join(' ')} before, ${loadAfter.map(n2).join(' ')} after; ${n0(totalSeconds)} s in all.`,
       '',
     ].join('\n')
     process.stdout.write(md)

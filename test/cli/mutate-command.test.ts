@@ -55,7 +55,8 @@ t.test('a bare Pod without metadata uses --namespace', async t => {
 t.test('a Pod nested too deeply to print back is unusable input (exit 2), not a crash', async t => {
   const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`
   const x = io(
-    `{"kind":"Pod","metadata":{"labels":{"workload-identity.stackit.cloud/skip-pod-identity-webhook":"true"},"x":${deep}},"spec":{"containers":[{"name":"c"}]}}`,
+    '{"kind":"Pod","metadata":{"labels":{"workload-identity.stackit.cloud/skip-pod-identity-webhook":"true"},' +
+      `"x":${deep}},"spec":{"containers":[{"name":"c"}]}}`,
   )
   t.equal(await runMutate([], x), 2)
   t.equal(x.err, 'error: standard input is nested too deeply to be printed back\n')

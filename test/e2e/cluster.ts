@@ -161,7 +161,8 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
           `--token-auth-file=${tokenFile}`,
           '--authorization-mode=RBAC',
           // Listed explicitly (they are also defaults) because the tests depend on exactly these.
-          '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+          '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,' +
+            'MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
           `--service-account-issuer=${serviceAccountIssuer}`,
           `--service-account-key-file=${saPubFile}`,
           `--service-account-signing-key-file=${saKeyFile}`,
@@ -218,7 +219,8 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
         })
       },
       async tokenFor(namespace, serviceAccount, expirationSeconds = 3600) {
-        const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`
+        const sa = `${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}`
+        const path = `/api/v1/namespaces/${sa}/token`
         const review = await restAdmin.post(path, {
           apiVersion: 'authentication.k8s.io/v1',
           kind: 'TokenRequest',
@@ -234,7 +236,9 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       stop,
     }
   } catch (e) {
-    const detail = `\n--- etcd log ---\n${await logTail(logs.etcd, 20)}\n--- kube-apiserver log ---\n${await logTail(logs['kube-apiserver'], 40)}`
+    const etcdLog = await logTail(logs.etcd, 20)
+    const apiLog = await logTail(logs['kube-apiserver'], 40)
+    const detail = `\n--- etcd log ---\n${etcdLog}\n--- kube-apiserver log ---\n${apiLog}`
     await stop()
     throw new Error(`${e instanceof Error ? e.message : String(e)}${detail}`, { cause: e })
   }

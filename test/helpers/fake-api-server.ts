@@ -343,7 +343,8 @@ export class FakeApiServer {
     const listMeta = JSON.stringify({ resourceVersion: String(listRv), ...(next ? { continue: next } : {}) })
     res.writeHead(200, { 'Content-Type': 'application/json' })
     res.write(
-      `{"kind":"${meta ? 'PartialObjectMetadataList' : 'ServiceAccountList'}","apiVersion":"${meta ? 'meta.k8s.io/v1' : 'v1'}","metadata":${listMeta},"items":[`,
+      `{"kind":"${meta ? 'PartialObjectMetadataList' : 'ServiceAccountList'}",` +
+        `"apiVersion":"${meta ? 'meta.k8s.io/v1' : 'v1'}","metadata":${listMeta},"items":[`,
     )
     for (let i = start; i < end; i += 256) {
       const batch: string[] = []
@@ -364,9 +365,8 @@ export class FakeApiServer {
     if (fault === 'close') return void res.end()
     if (fault === 'silent') return void res.flushHeaders()
     if (from < this.#historyFrom) {
-      res.end(
-        `${JSON.stringify({ type: 'ERROR', object: JSON.parse(status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)) })}\n`,
-      )
+      const gone = status(410, 'Expired', `too old resource version: ${from} (${this.#historyFrom})`)
+      res.end(`${JSON.stringify({ type: 'ERROR', object: JSON.parse(gone) })}\n`)
       return
     }
     res.flushHeaders()

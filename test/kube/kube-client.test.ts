@@ -247,14 +247,12 @@ const hostile: [
   [
     'Status message on one line, bounded, a JWT cut out',
     (_q, s) =>
-      s
-        .writeHead(403)
-        .end(
-          JSON.stringify({
-            kind: 'Status',
-            message: `denied\n\tfor eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2ln ${'x'.repeat(300)}`,
-          }),
-        ),
+      s.writeHead(403).end(
+        JSON.stringify({
+          kind: 'Status',
+          message: `denied\n\tfor eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2ln ${'x'.repeat(300)}`,
+        }),
+      ),
     c => c.getJson('/x', { accept }),
     /^GET \/x: HTTP 403: denied for \[redacted\] x{178}…$/,
   ],

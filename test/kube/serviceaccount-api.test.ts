@@ -56,7 +56,8 @@ for (const [body] of badLists) {
 t.test('LIST items without a name are skipped; a non-string continue ends the list', async t => {
   const api = await apiAnswering(
     t,
-    '{"kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"5","continue":7},"items":[{"metadata":{"namespace":"a"}},{"metadata":{"namespace":"a","name":"b"}}]}',
+    '{"kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"5","continue":7},' +
+      '"items":[{"metadata":{"namespace":"a"}},{"metadata":{"namespace":"a","name":"b"}}]}',
   )
   const names: string[] = []
   t.equal(await api.list(10, signal, sa => names.push(sa.name)), '5')

@@ -332,7 +332,8 @@ t.test('a client that disconnects mid-body leaves nothing in flight', async t =>
   await new Promise<void>((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca, servername: 'localhost' }, () => {
       socket.write(
-        'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":',
+        'POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ' +
+          '1000\r\n\r\n{"a":',
       )
       setTimeout(() => {
         socket.destroy()
@@ -400,7 +401,8 @@ t.test('2,000 reviews at concurrency 64 over keep-alive: every answer correct, n
 
 t.test('slow-loris: a client trickling its headers is cut off by the header timeout', async t => {
   const { port } = await serverWith(t, {}, quick)
-  const header = `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: ${'x'.repeat(200)}`
+  const padding = 'x'.repeat(200)
+  const header = `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: ${padding}`
   const result = await new Promise<{ sent: number; reply: string }>((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
       let sent = 0
@@ -425,7 +427,8 @@ t.test('slow-loris: a client trickling its headers is cut off by the header time
 t.test('a client that never completes the TLS handshake is cut off by the handshake timeout', async t => {
   const { port } = await serverWith(t, {}, quick)
   const closed = await new Promise<string>((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write('\x16\x03\x01')) // the start of a ClientHello, then silence
+    // The start of a ClientHello, then silence.
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write('\x16\x03\x01'))
     socket.on('close', () => resolve('closed'))
     socket.on('error', reject)
   })

@@ -240,7 +240,10 @@ t.test('token endpoint failures: endpoint, status and a bounded excerpt; never t
       '401 with an OAuth error',
       401,
       () => '{"error":"invalid_client","error_description":"federation does not match"}',
-      /^token endpoint http:\/\/127\.0\.0\.1:\d+\/oauth\/v2\/token answered HTTP 401: \{"error":"invalid_client","error_description":"federation does not match"\}$/,
+      new RegExp(
+        String.raw`^token endpoint http://127\.0\.0\.1:\d+/oauth/v2/token answered HTTP 401: ` +
+          String.raw`\{"error":"invalid_client","error_description":"federation does not match"\}$`,
+      ),
     ],
     [
       '400 echoing the assertion',
@@ -293,7 +296,8 @@ t.test('token file problems name the file and where its path came from', async t
     client().getAccessToken(),
     'TOKEN_EXCHANGE',
     new RegExp(
-      `^cannot read the federated token file ${tokenFile.replace(/[/\\.]/g, '\\$&')} from STACKIT_FEDERATED_TOKEN_FILE \\(ENOENT\\)`,
+      `^cannot read the federated token file ${tokenFile.replace(/[/\\.]/g, '\\$&')} from ` +
+        `STACKIT_FEDERATED_TOKEN_FILE \\(ENOENT\\)`,
     ),
   )
   await rejectsWith(
