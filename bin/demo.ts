@@ -50,20 +50,9 @@ try {
 }
 /* c8 ignore stop */
 const fixture = join(repo, 'test', 'fixtures')
-const { config } = parseServeArgs([
-  '--bind-address',
-  '127.0.0.1',
-  '--port',
-  '0',
-  '--health-port',
-  '0',
-  '--metrics-port',
-  '0',
-  '--cert-dir',
-  dir,
-  '--service-account',
-  join(fixture, 'serviceaccounts.json'),
-])
+const loopback = ['--bind-address=127.0.0.1', '--port=0', '--health-port=0', '--metrics-port=0']
+const saFile = join(fixture, 'serviceaccounts.json')
+const { config } = parseServeArgs([...loopback, `--cert-dir=${dir}`, `--service-account=${saFile}`])
 const logger = createLogger({ level: 'info', write: line => void process.stderr.write(line) })
 const webhook = await startWebhook(config, process.env, logger)
 const decode =

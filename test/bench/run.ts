@@ -194,20 +194,8 @@ const load = (request: LoadRequest): Promise<LoadResult> =>
 // Parts
 
 const webhookArgs = (certFile: string, keyFile: string, source: readonly string[]): string[] => [
-  'serve',
-  '--bind-address',
-  '127.0.0.1',
-  '--port',
-  '0',
-  '--health-port',
-  '0',
-  '--metrics-port',
-  '0',
-  '--tls-cert-file',
-  certFile,
-  '--tls-key-file',
-  keyFile,
-  ...source,
+  ...['serve', '--bind-address=127.0.0.1', '--port=0', '--health-port=0', '--metrics-port=0'],
+  ...[`--tls-cert-file=${certFile}`, `--tls-key-file=${keyFile}`, ...source],
 ]
 
 /** One row of part 1. */
