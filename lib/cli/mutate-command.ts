@@ -66,14 +66,14 @@ const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
 
 /** `mutate` itself: resolves to the exit code of a decision; unusable input is thrown as a WebhookError. */
 const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> => {
-  const { values: args, positionals } = parseFlags(argv, mutateFlags, 'stackit-pod-identity-webhook mutate')
+  const { values: args, positionals } = parseFlags(argv, mutateFlags, 'mutate')
   if (args.help) {
     io.stdout(mutateHelp)
     return exitCodes.allowed
   }
   if (positionals.length > 0) {
     const why = `unexpected argument ${quote(positionals[0])}; the input is read from stdin`
-    throw new WebhookError('USAGE', `mutate: ${why} (see --help)`)
+    throw new WebhookError('USAGE', `mutate: ${why} (see mutate --help)`)
   }
   const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
   const source = new StaticServiceAccountSource(files)

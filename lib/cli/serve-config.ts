@@ -108,7 +108,7 @@ const apiFlags = [
 
 /** Parses and validates `serve`'s arguments; `help` is true when --help was given. */
 export const parseServeArgs = (argv: readonly string[]): { help: boolean; config: ServeConfig } => {
-  const { values: v, positionals } = parseFlags(argv, serveFlags, 'stackit-pod-identity-webhook serve')
+  const { values: v, positionals } = parseFlags(argv, serveFlags, 'serve')
   const usage = (msg: string): never => {
     throw new WebhookError('USAGE', `serve: ${msg} (see serve --help)`)
   }

@@ -179,12 +179,7 @@ t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout
       /kind is "Pod"; expected a ServiceAccount or a List/,
     ],
     ['List without items array', ['mutate', '--service-account', `${dir}/list.json`], '{}', /items is not an array/],
-    [
-      'unknown flag',
-      ['mutate', '--frobnicate'],
-      '{}',
-      /unknown flag "--frobnicate" \(see stackit-pod-identity-webhook mutate --help\)/,
-    ],
+    ['unknown flag', ['mutate', '--frobnicate'], '{}', /unknown flag "--frobnicate" \(see mutate --help\)/],
     ['flag without value', ['mutate', '--namespace'], '{}', /--namespace needs a value/],
     [
       'positional argument',
@@ -246,7 +241,7 @@ t.test('the built binary: stdin from a pipe, the answer on stdout, the exit code
       '{}',
       2,
       /^$/,
-      /^error: stackit-pod-identity-webhook mutate: unknown flag /,
+      /^error: mutate: unknown flag "--frobnicate" \(see mutate --help\)\n$/,
     ],
     ['--version', ['--version'], '', 0, new RegExp(`^${version.replace(/\./g, '\\.')}\\n$`), /^$/],
   ]
