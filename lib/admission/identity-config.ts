@@ -69,10 +69,9 @@ const parseIntegerIn = (v: string, min: number, max: number): number | undefined
 
 /** A rule: the reason a value breaks it, or undefined when the value keeps it. */
 type Rule = (v: string) => string | undefined
-const rule =
-  (keeps: (v: string) => boolean, why: string): Rule =>
-  v =>
-    keeps(v) ? undefined : why
+function rule(keeps: (v: string) => boolean, why: string): Rule {
+  return v => (keeps(v) ? undefined : why)
+}
 
 const { min, max } = tokenExpirationBounds
 /** The token expiration, on the ServiceAccount and as the Pod's override. */
