@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { admissionPaths } from '../lib/server/admission-handler.js'
-import { keys } from '../lib/names.js'
+import { annotationPrefix, keys } from '../lib/names.js'
 import { parseServeArgs, serveFlags, type ServeConfig } from '../lib/cli/serve-config.js'
 import {
   arr,
@@ -35,6 +35,11 @@ const service = theOne(docs, 'Service')
 const webhookConfig = theOne(docs, 'MutatingWebhookConfiguration')
 const webhooks = arr(webhookConfig, 'webhooks')
 const webhook = webhooks[0]
+const validatingConfig = theOne(docs, 'ValidatingWebhookConfiguration')
+const validatingWebhooks = arr(validatingConfig, 'webhooks')
+const validatingWebhook = validatingWebhooks[0]
+/** The kinds that register webhooks; each overlay must give every webhook of both its CA. */
+const webhookConfigKinds = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'] as const
 const podSpec = at(deployment, 'spec', 'template', 'spec')
 const podLabels = strMap(deployment, 'spec', 'template', 'metadata', 'labels')
 const containers = arr(podSpec, 'containers')
@@ -80,7 +85,13 @@ const namespacedKinds = new Set([
   'Certificate',
   'Job',
 ])
-const clusterKinds = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'])
+const clusterKinds = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'MutatingWebhookConfiguration',
+  'ValidatingWebhookConfiguration',
+])
 
 t.test('every manifest parses, and every object names its namespace exactly when it needs one', async t => {
   const files = await yamlFiles()
@@ -130,21 +141,18 @@ t.test('kustomizations: every referenced file exists, and every YAML file is use
 })
 
 t.test('overlay patches target objects of the base, and webhooks only by the names the base has', async t => {
-  const baseNames = new Set(
-    docs
-      .filter(d => d.file.startsWith('manifests/base/'))
-      .map(d => `${str(d.doc, 'kind')}/${str(d.doc, 'metadata', 'name')}`),
-  )
-  const webhookNames = webhooks.map(w => str(w, 'name'))
+  const idOf = (doc: unknown): string => `${str(doc, 'kind')}/${str(doc, 'metadata', 'name')}`
+  const baseObjects = new Map(docs.filter(d => d.file.startsWith('manifests/base/')).map(d => [idOf(d.doc), d.doc]))
   for (const { file, doc } of ofKind(docs, 'Kustomization', 'manifests/overlays/')) {
     for (const p of arr(doc, 'patches')) {
       const patchFile = relative(repoRoot, join(repoRoot, dirname(file), String(at(p, 'path'))))
       for (const patch of docs.filter(d => d.file === patchFile)) {
-        const id = `${str(patch.doc, 'kind')}/${str(patch.doc, 'metadata', 'name')}`
-        t.ok(baseNames.has(id), `${patchFile}: ${id} exists in the base`)
+        const id = idOf(patch.doc)
+        t.ok(baseObjects.has(id), `${patchFile}: ${id} exists in the base`)
         // A strategic-merge patch with an unknown webhook name would append a second, incomplete webhook.
+        const webhookNames = arr(baseObjects.get(id), 'webhooks').map(w => str(w, 'name'))
         for (const w of arr(patch.doc, 'webhooks'))
-          t.ok(webhookNames.includes(str(w, 'name')), `${patchFile}: webhook ${str(w, 'name')} exists in the base`)
+          t.ok(webhookNames.includes(str(w, 'name')), `${patchFile}: webhook ${str(w, 'name')} exists in ${id}`)
       }
     }
   }
@@ -200,6 +208,111 @@ t.test('MutatingWebhookConfiguration: the call the server expects', async t => {
     Number(timeout) * 1000 > config.lookupTimeoutMs,
     `timeoutSeconds leaves room for a live lookup (--lookup-timeout ${config.lookupTimeoutMs} ms)`,
   )
+})
+
+t.test('ValidatingWebhookConfiguration: ServiceAccount writes, on the same Service, never blocking', async t => {
+  t.equal(validatingWebhooks.length, 1, 'one webhook')
+  t.equal(str(validatingConfig, 'metadata', 'name'), str(webhookConfig, 'metadata', 'name'), 'named as the mutating')
+  const name = str(validatingWebhook, 'name') ?? ''
+  t.equal(name, 'serviceaccount.pod-identity.stackit.cloud')
+  t.not(name, str(webhook, 'name'), 'a name of its own, so denials say which webhook spoke')
+  type Row = [field: string, expected: unknown]
+  const rows: Row[] = [
+    ['admissionReviewVersions', ['v1']],
+    ['sideEffects', 'None'],
+    // Fail open: an outage must never block ServiceAccount writes; Pod admission still validates.
+    ['failurePolicy', 'Ignore'],
+    ['matchPolicy', 'Equivalent'],
+    [
+      'rules',
+      [
+        {
+          operations: ['CREATE', 'UPDATE'],
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          resources: ['serviceaccounts'],
+          scope: 'Namespaced',
+        },
+      ],
+    ],
+    ['clientConfig.service.path', '/validate-serviceaccount'],
+    ['objectSelector', undefined],
+    // A validating webhook cannot be reinvoked; the API server rejects the field on it.
+    ['reinvocationPolicy', undefined],
+  ]
+  for (const [field, expected] of rows) t.same(at(validatingWebhook, ...field.split('.')), expected, field)
+
+  type ServiceRow = [field: string, expected: unknown]
+  const serviceRows: ServiceRow[] = [
+    ['name', str(service, 'metadata', 'name')],
+    ['namespace', str(service, 'metadata', 'namespace')],
+    ['port', at(service, 'spec', 'ports', 0, 'port')],
+  ]
+  for (const [field, expected] of serviceRows) {
+    t.equal(at(validatingWebhook, 'clientConfig', 'service', field), expected, `service ${field}: the Service's`)
+    t.equal(
+      at(validatingWebhook, 'clientConfig', 'service', field),
+      at(webhook, 'clientConfig', 'service', field),
+      `service ${field}: the mutating webhook's`,
+    )
+  }
+  t.same(
+    at(validatingWebhook, 'namespaceSelector'),
+    at(webhook, 'namespaceSelector'),
+    'the namespaces the mutating webhook covers, no more and no fewer',
+  )
+
+  const timeout = at(validatingWebhook, 'timeoutSeconds')
+  t.ok(
+    Number.isInteger(timeout) && Number(timeout) >= 1 && Number(timeout) <= 30,
+    'timeoutSeconds set explicitly, within 1–30',
+  )
+  t.ok(
+    Number(timeout) <= Number(at(webhook, 'timeoutSeconds')),
+    "timeoutSeconds no longer than the mutating webhook's (the check needs no API lookup)",
+  )
+})
+
+t.test('matchConditions: only ServiceAccounts with an annotation under our prefix, old or new, are sent', async t => {
+  const conditions = arr(validatingWebhook, 'matchConditions')
+  t.equal(conditions.length, 1, 'one condition (all must hold, so the either-or is one expression)')
+  t.match(str(conditions[0], 'name'), /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'a qualified name')
+  const expression = (str(conditions[0], 'expression') ?? '').replace(/\s+/g, ' ').trim()
+  // No evaluator here (the end-to-end tier runs the real one): the text is taken apart by its top-level
+  // operators and each part compared, so a dropped null check or has() guard, or a changed prefix, fails.
+  const split = (text: string, operator: '||' | '&&'): string[] => {
+    const parts: string[] = []
+    let depth = 0
+    let start = 0
+    for (let i = 0; i < text.length; i++) {
+      if (text[i] === '(') depth++
+      else if (text[i] === ')') depth--
+      else if (depth === 0 && text.startsWith(operator, i)) {
+        parts.push(text.slice(start, i).trim())
+        start = i + operator.length
+      }
+    }
+    parts.push(text.slice(start).trim())
+    return parts
+  }
+  const unwrap = (text: string): string => (text.startsWith('(') && text.endsWith(')') ? text.slice(1, -1) : text)
+  const keyTest = `exists(k, k.startsWith('${annotationPrefix}'))`
+  const [created, old, ...rest] = split(expression, '||').map(part => split(unwrap(part), '&&'))
+  type Row = [name: string, actual: unknown, expected: unknown]
+  const rows: Row[] = [
+    ['two alternatives joined by ||: the new object, the old object', rest.length, 0],
+    [
+      'the new object: annotations checked with has() first (absent on a ServiceAccount without any)',
+      created,
+      ['has(object.metadata.annotations)', `object.metadata.annotations.${keyTest}`],
+    ],
+    [
+      'the old object: null on CREATE, so compared with null before any field of it is read',
+      old,
+      ['oldObject != null', 'has(oldObject.metadata.annotations)', `oldObject.metadata.annotations.${keyTest}`],
+    ],
+  ]
+  for (const [name, actual, expected] of rows) t.same(actual, expected, name)
 })
 
 t.test('selectors skip the same label the code reads, and kube-system', async t => {
@@ -419,13 +532,11 @@ t.test('availability: replicas spread over nodes, PDB, priority, drain on termin
 
 t.test('cert-manager overlay: CA chain, serving certificate for the Service, CA injection', async t => {
   const dir = 'manifests/overlays/cert-manager/'
-  const inject =
-    str(
-      theOne(docs, 'MutatingWebhookConfiguration', dir),
-      'metadata',
-      'annotations',
-      'cert-manager.io/inject-ca-from',
-    ) ?? ''
+  const injectOf = (kind: string): string =>
+    str(theOne(docs, kind, dir), 'metadata', 'annotations', 'cert-manager.io/inject-ca-from') ?? ''
+  const inject = injectOf('MutatingWebhookConfiguration')
+  // Without a CA the API server's calls fail, and with failurePolicy Ignore the validation would stop unnoticed.
+  for (const kind of webhookConfigKinds) t.equal(injectOf(kind), inject, `${kind}: the same CA injected`)
   const [certNs, certName] = inject.split('/')
   const certificates = ofKind(docs, 'Certificate', dir).map(d => d.doc)
   const issuers = ofKind(docs, 'Issuer', dir).map(d => d.doc)
@@ -450,8 +561,22 @@ t.test('cert-manager overlay: CA chain, serving certificate for the Service, CA 
 })
 
 t.test('openssl overlay: caBundle is the placeholder or a base64 PEM CA certificate', async t => {
-  const patch = theOne(docs, 'MutatingWebhookConfiguration', 'manifests/overlays/openssl/')
-  const bundle = str(patch, 'webhooks', 0, 'clientConfig', 'caBundle') ?? ''
+  const bundles = webhookConfigKinds.flatMap(kind => {
+    const patch = theOne(docs, kind, 'manifests/overlays/openssl/')
+    const base = theOne(docs, kind)
+    // Every webhook of the base gets the CA: one left without would fail its calls (silently, under Ignore).
+    t.same(
+      arr(patch, 'webhooks').map(w => str(w, 'name')),
+      arr(base, 'webhooks').map(w => str(w, 'name')),
+      `${kind}: a caBundle for every webhook`,
+    )
+    return arr(patch, 'webhooks').map(w => str(w, 'clientConfig', 'caBundle') ?? '')
+  })
+  const bundle = bundles[0] ?? ''
+  t.ok(
+    bundles.length === 2 && bundles.every(b => b === bundle),
+    'one CA for both configurations (they call the same Service)',
+  )
   if (bundle === 'REPLACE_WITH_BASE64_OF_CA_CRT') {
     // Not base64 on purpose: the API server rejects it, so an unfilled overlay cannot install a failing webhook.
     t.notMatch(bundle, /^[A-Za-z0-9+/]*={0,2}$/, 'the placeholder is invalid base64')
