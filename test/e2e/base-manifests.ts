@@ -1,8 +1,8 @@
 /**
  * The objects of `manifests/base` as `kubectl apply -k` would send them (in the kustomization's resource order),
- * and the one change a test run needs: the MutatingWebhookConfiguration pointed at a webhook on 127.0.0.1 instead
- * of the in-cluster Service, with the run's CA bundle. Everything else (rules, selectors, policies, timeout and
- * the path) is exactly what users deploy.
+ * and the one change a test run needs: the webhook configurations (mutating and validating) pointed at a webhook on
+ * 127.0.0.1 instead of the in-cluster Service, with the run's CA bundle. Everything else (rules, selectors, match
+ * conditions, policies, timeouts and the paths) is exactly what users deploy.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -25,13 +25,28 @@ export const loadBaseManifests = async (): Promise<JsonObject[]> => {
   return objects
 }
 
+/** The kinds that register a webhook with the API server: apply them only once the run's webhook listens. */
+export const webhookConfigurationKinds: readonly string[] = [
+  'MutatingWebhookConfiguration',
+  'ValidatingWebhookConfiguration',
+]
+
 /**
- * A copy of a MutatingWebhookConfiguration whose every webhook calls `https://127.0.0.1:PORT<path>` (the path
- * taken from the manifest's service reference) and trusts `caBundle` (base64 PEM).
+ * Whether `object` registers a webhook. Applied as it is, such an object would send reviews to the in-cluster
+ * Service, which no test cluster serves: filter these out, then apply them through {@link pointAtLoopback}.
+ */
+export const isWebhookConfiguration = (object: JsonObject): boolean => {
+  const kind = own(object, 'kind')
+  return isString(kind) && webhookConfigurationKinds.includes(kind)
+}
+
+/**
+ * A copy of a Mutating- or ValidatingWebhookConfiguration whose every webhook calls `https://127.0.0.1:PORT<path>`
+ * (the path taken from the manifest's service reference) and trusts `caBundle` (base64 PEM).
  */
 export const pointAtLoopback = (config: JsonObject, port: number, caBundle: string): JsonObject => {
   const webhooks = own(config, 'webhooks')
-  if (!Array.isArray(webhooks)) throw new Error('MutatingWebhookConfiguration without webhooks')
+  if (!Array.isArray(webhooks)) throw new Error(`${String(own(config, 'kind'))} without webhooks`)
   return {
     ...config,
     webhooks: webhooks.map(webhook => {
