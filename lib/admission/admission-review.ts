@@ -1,6 +1,7 @@
 /**
- * The AdmissionReview envelope: proves the shape of an untrusted review, hands a Pod CREATE to the decision
- * (lib/admission/pod-decision.ts) and builds the response document.
+ * The AdmissionReview envelope: proves the shape of an untrusted review, hands a Pod CREATE to the Pod decision
+ * (pod-decision.ts) or a ServiceAccount write to its decision (serviceaccount-review.ts), and builds the response
+ * document.
  */
 import { WebhookError } from '../errors.js'
 import { isObject, isString, own, type JsonObject } from '../json.js'
@@ -8,6 +9,13 @@ import { auditKey } from '../names.js'
 import { boundWarning } from './mutate-pod.js'
 import { reviewPod, viewPod, type PodDecision } from './pod-decision.js'
 import type { ServiceAccountSource } from './serviceaccount.js'
+import { reviewServiceAccount, type ServiceAccountDecision } from './serviceaccount-review.js'
+
+/** What became of the object of a review: a Pod's decision or a ServiceAccount write's. */
+export type Decision = PodDecision | ServiceAccountDecision
+
+/** The resource an endpoint reviews, as metrics and logs name it. */
+export type Resource = 'pods' | 'serviceaccounts'
 
 /** AdmissionReview API versions the API server may send (it sends the first one our configuration lists). */
 const reviewVersions = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const
@@ -15,10 +23,11 @@ const reviewVersions = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as co
 /** Identifiers of a review for the one log line it gets. Never documents, never values. */
 export interface ReviewSummary {
   readonly uid: string
+  readonly resource: Resource
   readonly namespace?: string
   readonly pod?: string
   readonly serviceAccount?: string
-  readonly outcome: PodDecision['outcome']
+  readonly outcome: Decision['outcome']
   readonly reason?: string
 }
 
@@ -76,7 +85,7 @@ const isPodCreate = (request: JsonObject): boolean => {
  * only JSON-safe characters, is not scanned again by JSON.stringify: on a typical review that scan costs as much
  * as building the rest of the answer.
  */
-export const reviewResponse = (review: ParsedReview, decision: PodDecision): string => {
+export const reviewResponse = (review: ParsedReview, decision: Decision): string => {
   let text =
     `{"apiVersion":${JSON.stringify(review.apiVersion)},"kind":"AdmissionReview",` +
     `"response":{"uid":${JSON.stringify(review.uid)},"allowed":${decision.outcome !== 'denied'}`
@@ -94,8 +103,30 @@ export const reviewResponse = (review: ParsedReview, decision: PodDecision): str
 /** The result of one admission: the response (JSON text), the decision behind it, and the summary to log. */
 export interface Admission {
   readonly response: string
-  readonly decision: PodDecision
+  readonly decision: Decision
   readonly summary: ReviewSummary
+}
+
+/** Why a decision was reached, for the log line: a skip's reason or a denial's code. */
+const reasonOf = (decision: Decision): { reason?: string } =>
+  decision.outcome === 'skipped'
+    ? { reason: decision.reason }
+    : decision.outcome === 'denied'
+      ? { reason: decision.error.code }
+      : {}
+
+/** The admission step of the ServiceAccount endpoint: a CREATE or UPDATE is judged, anything else allowed. */
+export const admitServiceAccount = (review: ParsedReview): Admission => {
+  const { decision, namespace, name } = reviewServiceAccount(review.request)
+  const summary: ReviewSummary = {
+    uid: review.uid,
+    resource: 'serviceaccounts',
+    outcome: decision.outcome,
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(name === undefined ? {} : { serviceAccount: name }),
+    ...reasonOf(decision),
+  }
+  return { response: reviewResponse(review, decision), decision, summary }
 }
 
 /**
@@ -110,7 +141,7 @@ export const admit = async (review: ParsedReview, source: ServiceAccountSource):
     return {
       response: reviewResponse(review, decision),
       decision,
-      summary: { uid, outcome: 'skipped', reason: decision.reason },
+      summary: { uid, resource: 'pods', outcome: 'skipped', reason: decision.reason },
     }
   }
   const pod = own(request, 'object')
@@ -132,14 +163,13 @@ export const admit = async (review: ParsedReview, source: ServiceAccountSource):
     view = viewPod(pod)
     decision = await reviewPod(view, namespace, source)
   }
-  const reason =
-    decision.outcome === 'skipped' ? decision.reason : decision.outcome === 'denied' ? decision.error.code : undefined
   const summary: ReviewSummary = {
     uid,
+    resource: 'pods',
     outcome: decision.outcome,
     ...(isString(namespace) ? { namespace } : {}),
     ...(view ? { pod: view.name, serviceAccount: view.serviceAccount } : {}),
-    ...(reason !== undefined ? { reason } : {}),
+    ...reasonOf(decision),
   }
   return { response: reviewResponse(review, decision), decision, summary }
 }

@@ -1,11 +1,18 @@
 /**
- * The admission endpoint as a plain `node:http` request listener: routing, method, content type and size checks,
- * JSON parsing, then {@link admit}. The response is serialised before any header is written, so a failure at any
- * step can still become a clean error status. One log line per request; never the body.
+ * The admission endpoints as a plain `node:http` request listener: routing, method, content type and size checks,
+ * JSON parsing, then {@link admit} (Pods) or {@link admitServiceAccount} (ServiceAccounts). The response is
+ * serialised before any header is written, so a failure at any step can still become a clean error status. One log
+ * line per request; never the body.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { WebhookError, isWebhookError, type ErrorCode } from '../errors.js'
-import { admit, parseReview, type ReviewSummary } from '../admission/admission-review.js'
+import {
+  admit,
+  admitServiceAccount,
+  parseReview,
+  type Resource,
+  type ReviewSummary,
+} from '../admission/admission-review.js'
 import { parseJson } from '../json.js'
 import { readStream } from '../read-stream.js'
 import { plainText, requestPath, send, type AdmissionListener } from './responses.js'
@@ -13,8 +20,13 @@ import type { Logger } from '../log.js'
 import type { ServiceAccountSource } from '../admission/serviceaccount.js'
 import type { WebhookMetrics } from './webhook-metrics.js'
 
-/** Paths the API server may call: ours, and the reference chart's for drop-in compatibility. */
-export const admissionPaths: readonly string[] = ['/mutate', '/mutate--v1-pod']
+/** The paths the API server may call and what each reviews; `/mutate--v1-pod` is the reference chart's path. */
+const endpoints: ReadonlyMap<string, Resource> = new Map<string, Resource>([
+  ['/mutate', 'pods'],
+  ['/mutate--v1-pod', 'pods'],
+  ['/validate-serviceaccount', 'serviceaccounts'],
+])
+export const admissionPaths: readonly string[] = [...endpoints.keys()]
 
 /** Default bound on the request bytes received and not yet answered. */
 const defaultBytesInFlight = 16 * 1024 * 1024
@@ -95,9 +107,11 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       bytesInFlight += bytes
       read.bytes += bytes
     }
+    const resource = endpoints.get(requestPath(req))
+    if (resource === undefined) {
+      return sendError(res, 404, `not found; the admission endpoints are POST ${admissionPaths.join(', ')}`)
+    }
     try {
-      if (!admissionPaths.includes(requestPath(req)))
-        return sendError(res, 404, `not found; the admission endpoint is POST ${admissionPaths[0]}`)
       if (req.method !== 'POST') return sendError(res, 405, 'method not allowed; use POST', { Allow: 'POST' })
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new WebhookError('UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json')
@@ -114,7 +128,7 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       const review = parseReview(
         parseJson(text, () => new WebhookError('BAD_REVIEW', 'request body is not valid JSON')),
       )
-      const result = await admit(review, source)
+      const result = resource === 'pods' ? await admit(review, source) : admitServiceAccount(review)
       summary = result.summary
       send(res, 200, result.response, 'application/json')
     } catch (e) {
@@ -126,18 +140,19 @@ export const createAdmissionHandler = (options: AdmissionHandlerOptions): Admiss
       }
       if (!res.headersSent) sendError(res, error?.status ?? 500, error?.message ?? 'internal error')
       logger[error ? 'warn' : 'error']('review rejected', {
+        resource,
         status: error?.status ?? 500,
         code: error?.code ?? 'INTERNAL',
         // Only our own messages are logged; an unexpected error's text could quote request data.
         ...(error ? { reason: error.message } : { reason: 'unexpected error' }),
       })
-      metrics.reviews.inc({ outcome: 'error' })
+      metrics.reviews.inc({ resource, outcome: 'error' })
     } finally {
       // Answered, refused, timed out, cut or aborted: the request's bytes are no longer held.
       bytesInFlight -= read.bytes
       const seconds = (now() - started) / 1000
       if (summary) {
-        metrics.reviews.inc({ outcome: summary.outcome })
+        metrics.reviews.inc({ resource: summary.resource, outcome: summary.outcome })
         metrics.duration.observe(seconds)
         logger.info('review', { ...summary, durationMs: Math.round(seconds * 1e6) / 1e3 })
       }

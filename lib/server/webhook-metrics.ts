@@ -5,7 +5,7 @@ import type { Counter, Gauge, Histogram, Registry } from '../metrics.js'
 
 /** Series the admission path and the process update. */
 export interface WebhookMetrics {
-  /** Reviews by outcome: mutated, skipped, denied, error. */
+  /** Reviews by resource (pods, serviceaccounts) and outcome: mutated, allowed, skipped, denied, error. */
   readonly reviews: Counter
   /** Duration of well-formed reviews, seconds. */
   readonly duration: Histogram
@@ -20,7 +20,10 @@ export const registerWebhookMetrics = (
   rss: () => number = () => process.memoryUsage.rss(),
 ): WebhookMetrics => {
   const metrics: WebhookMetrics = {
-    reviews: registry.counter('reviews_total', 'Admission reviews by outcome (mutated, skipped, denied, error).'),
+    reviews: registry.counter(
+      'reviews_total',
+      'Admission reviews by resource (pods, serviceaccounts) and outcome (mutated, allowed, skipped, denied, error).',
+    ),
     duration: registry.histogram('review_duration_seconds', 'Time from request to response for well-formed reviews.'),
     inFlight: registry.gauge('in_flight_requests', 'Requests being handled on the admission port.'),
   }

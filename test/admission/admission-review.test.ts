@@ -107,7 +107,14 @@ t.test('a Deployment-made Pod: generateName, no namespace in the object, API ser
   const { response, summary } = await admit(parseReview(review), source)
   const r = responseOf(response)
   t.equal(r.allowed, true)
-  t.same(summary, { uid: r.uid, outcome: 'mutated', namespace: 'team-a', pod: 'web-7d9f8c-', serviceAccount: 'app-sa' })
+  t.same(summary, {
+    uid: r.uid,
+    resource: 'pods',
+    outcome: 'mutated',
+    namespace: 'team-a',
+    pod: 'web-7d9f8c-',
+    serviceAccount: 'app-sa',
+  })
   const ops = decodePatch(r)
   t.notOk(
     ops.some(op => op.op === 'remove' || op.path === '/spec/containers' || op.path === '/spec/initContainers'),

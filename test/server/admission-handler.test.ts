@@ -91,7 +91,7 @@ const serverWith = async (t: Test, options: HandlerOptions = {}, timeouts: Parti
       .entries()
       .filter(e => e.msg === 'review rejected')
       .map(e => `${e.level} ${String(e['status'])} ${String(e['code'])}`)
-  const reviews = (outcome: string): number => metrics.reviews.get({ outcome })
+  const reviews = (outcome: string, resource = 'pods'): number => metrics.reviews.get({ resource, outcome })
   return { port, post, review, rejected, reviews, inFlight: () => metrics.inFlight.get(), log }
 }
 
@@ -115,7 +115,7 @@ t.test('status codes, and what is logged and counted for each', async t => {
     ['content type is case-insensitive', s => s.post(goodReview, { 'Content-Type': 'Application/JSON' }), 200],
     ['GET → 405', s => s.post('', {}, '/mutate', 'GET'), 405, /use POST/],
     ['PUT → 405', s => s.post(goodReview, {}, '/mutate', 'PUT'), 405],
-    ['unknown path → 404', s => s.post(goodReview, {}, '/validate'), 404, /POST \/mutate/],
+    ['unknown path → 404', s => s.post(goodReview, {}, '/validate'), 404, /POST \/mutate, .*\/validate-serviceaccount/],
     ['root → 404', s => s.post(goodReview, {}, '/'), 404],
     [
       'text/plain → 415',
@@ -346,6 +346,50 @@ t.test('a client that disconnects mid-body leaves nothing in flight', async t =>
   t.same(s.rejected(), ['warn 400 BAD_REVIEW'], 'as a bad review')
   t.equal(s.reviews('error'), 1, 'and counted as an error')
   t.equal(s.inFlight(), 0, 'in-flight gauge back to zero')
+})
+
+t.test('POST /validate-serviceaccount: its own decision, counted and logged under its resource', async t => {
+  const P = 'workload-identity.stackit.cloud/'
+  const saReview = (operation: string, annotations: Record<string, string>): string =>
+    JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `u-${operation}`,
+        kind: { group: '', version: 'v1', kind: 'ServiceAccount' },
+        operation,
+        namespace: 'team-a',
+        name: 'app',
+        object: { metadata: { name: 'app', annotations } },
+      },
+    })
+  const s = await serverWith(t, {}, quick)
+  const post = (body: string): Promise<Reply> => s.post(body, {}, '/validate-serviceaccount')
+  const answer = (r: Reply) =>
+    (JSON.parse(r.body) as { response: { allowed: boolean; status?: { message: string } } }).response
+  const denied = await post(saReview('CREATE', { [`${P}service-account-email`]: 'a@b.cd', [`${P}audience`]: ' x' }))
+  t.equal(denied.status, 200)
+  t.equal(answer(denied).allowed, false, 'a broken annotation is denied')
+  t.match(answer(denied).status?.message, /audience=" x" must be non-empty .*apply the ServiceAccount again\.$/)
+  const allowed = await post(saReview('CREATE', { [`${P}service-account-email`]: 'a@b.cd' }))
+  t.equal(answer(allowed).allowed, true, 'a valid one is allowed')
+  const pod = await post(goodReview)
+  t.same(answer(pod), { uid: good.request['uid'], allowed: true }, 'a Pod sent here is allowed untouched')
+  const bad = await post('{')
+  t.equal(bad.status, 400, 'a broken body is refused as on /mutate')
+  t.same(
+    ['denied', 'allowed', 'skipped', 'error'].map(o => s.reviews(o, 'serviceaccounts')),
+    [1, 1, 1, 1],
+    'reviews_total{resource="serviceaccounts"} by outcome',
+  )
+  t.equal(s.reviews('skipped'), 0, 'nothing counted for pods')
+  const logged = s.log.entries().map(e => `${e.msg} ${String(e['resource'])} ${String(e['outcome'] ?? e['code'])}`)
+  t.same(logged, [
+    'review serviceaccounts denied',
+    'review serviceaccounts allowed',
+    'review serviceaccounts skipped',
+    'review rejected serviceaccounts BAD_REVIEW',
+  ])
 })
 
 t.test('one log line per review with identifiers and duration, never values', async t => {

@@ -70,7 +70,7 @@ t.test('offline server: review, probes, metrics, TLS 1.3 only by default', async
   t.equal(m.status, 200)
   t.match(m.headers['content-type'], /^text\/plain; version=0\.0\.4/)
   for (const series of [
-    'reviews_total{outcome="mutated"} 1',
+    'reviews_total{resource="pods",outcome="mutated"} 1',
     'review_duration_seconds_count 1',
     'in_flight_requests 0',
     'certificate_reloads_total{result="success"} 0',
