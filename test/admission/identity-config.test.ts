@@ -344,3 +344,24 @@ t.test('skip-containers list', async t => {
     t.same([...skippedContainers(m)], names, JSON.stringify(v))
   }
 })
+
+t.test('unknown keys under our prefix, on the Pod and on its ServiceAccount, are warned about', async t => {
+  const d = resolveIdentity(
+    sa(ours({ 'service-acount-email': email })),
+    keyed({ 'skip-container': 'app' }),
+    keyed({ 'skip-pod-identity-webhok': 'true' }),
+  )
+  t.equal(d.kind, 'inject', 'an unknown key changes nothing else')
+  t.same(d.warnings, [
+    'Pod label "skip-pod-identity-webhok" is an unknown key; did you mean skip-pod-identity-webhook?',
+    'Pod annotation "skip-container" is an unknown key; did you mean skip-containers?',
+    'ServiceAccount team-a/app annotation "service-acount-email" is an unknown key; ' +
+      'did you mean service-account-email?',
+  ])
+  const skipped = resolveIdentity(sa({ audiense: 'x' }), none)
+  t.same(
+    skipped.warnings,
+    ['ServiceAccount team-a/app annotation "audiense" is an unknown key; did you mean audience?'],
+    'also when no identity applies',
+  )
+})
