@@ -4,6 +4,7 @@
  */
 import { exitCodes, runMutate, type CommandIO } from './mutate-command.js'
 import { runServe, type ServeIO } from './serve-command.js'
+import { runValidate } from './validate-command.js'
 import { version } from '../version.js'
 import { quote } from '../json.js'
 
@@ -14,6 +15,7 @@ Mutating admission webhook that injects STACKIT workload identity into Pods.
 Commands:
   serve    serve the admission webhook over HTTPS, with probes and metrics; see "serve --help"
   mutate   run the admission logic once on stdin (AdmissionReview or Pod JSON); see "mutate --help"
+  validate check the annotations of ServiceAccount JSON files (or stdin), for CI; see "validate --help"
 
 Flags:
   --help     show this help
@@ -28,6 +30,8 @@ export const main = async (argv: readonly string[], io: CommandIO & ServeIO): Pr
       return runServe(rest, io)
     case 'mutate':
       return runMutate(rest, io)
+    case 'validate':
+      return runValidate(rest, io)
     case '--version':
       io.stdout(`${version}\n`)
       return exitCodes.allowed
