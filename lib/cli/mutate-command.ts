@@ -8,6 +8,7 @@ import { admit, parseReview } from '../admission/admission-review.js'
 import { reviewPod, viewPod } from '../admission/pod-decision.js'
 import { parseFlags } from './cli-args.js'
 import { StaticServiceAccountSource, loadServiceAccountFiles } from '../admission/offline-source.js'
+import { judgeServiceAccount } from '../admission/serviceaccount-review.js'
 
 /** The process edges a command uses; tests pass in-memory versions. */
 export interface CommandIO {
@@ -33,6 +34,7 @@ INPUT is either
 Options:
   --service-account FILE  JSON file with a ServiceAccount or a List of them (kubectl get sa -A -o json).
                           Repeatable. A ServiceAccount without metadata.namespace is in "default".
+                          Their annotations are checked as "validate" checks them; findings are warnings.
   --namespace NS          namespace of a bare Pod without metadata.namespace (default: "default")
   --help                  show this help
 
@@ -60,8 +62,12 @@ const printJson = (io: CommandIO, doc: unknown): void => {
   io.stdout(`${text}\n`)
 }
 
-const printWarnings = (io: CommandIO, warnings: readonly unknown[]): void => {
-  for (const w of warnings) io.stderr(`warning: ${String(w)}\n`)
+/** Prints each warning not in `shown` (then adds it there). */
+const printWarnings = (io: CommandIO, warnings: readonly string[], shown: Set<string>): void => {
+  for (const w of warnings) {
+    if (!shown.has(w)) io.stderr(`warning: ${w}\n`)
+    shown.add(w)
+  }
 }
 
 /** `mutate` itself: resolves to the exit code of a decision; unusable input is thrown as a WebhookError. */
@@ -77,6 +83,13 @@ const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> =
   }
   const files = await loadServiceAccountFiles(args['service-account'] ?? [], io.readFile)
   const source = new StaticServiceAccountSource(files)
+  // The files' ServiceAccounts judged as `validate` judges them, broken annotations too: only warnings here, since
+  // the Pod's decision denies when its own ServiceAccount is broken. A Pod's warning that repeats one is not printed.
+  const shown = new Set<string>()
+  for (const sa of files) {
+    const { problems, warnings } = judgeServiceAccount(sa)
+    printWarnings(io, [...problems.map(p => p.text), ...warnings], shown)
+  }
   const input = parseJson(
     await io.readStdin(),
     () => new WebhookError('BAD_INPUT_FILE', 'standard input is not valid JSON'),
@@ -85,7 +98,7 @@ const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> =
 
   if (kind === 'AdmissionReview') {
     const { response, decision } = await admit(parseReview(input), source)
-    printWarnings(io, decision.warnings)
+    printWarnings(io, decision.warnings, shown)
     printJson(io, JSON.parse(response))
     if (decision.outcome !== 'denied') return exitCodes.allowed
     io.stderr(`denied: ${decision.error.message}\n`)
@@ -96,7 +109,7 @@ const mutate = async (argv: readonly string[], io: CommandIO): Promise<number> =
     const podNamespace = isObject(meta) ? own(meta, 'namespace') : undefined
     const namespace = isString(podNamespace) && podNamespace !== '' ? podNamespace : args.namespace
     const decision = await reviewPod(viewPod(input), namespace, source)
-    printWarnings(io, decision.warnings)
+    printWarnings(io, decision.warnings, shown)
     if (decision.outcome === 'denied') {
       // A Pod that is not Pod-shaped is unusable input, not a policy decision.
       if (decision.error.code === 'BAD_POD') throw decision.error

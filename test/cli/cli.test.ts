@@ -96,7 +96,9 @@ t.test('denied review → exit 1, the review on stdout, the reason on stderr', a
   )
   t.equal(r.code, 1)
   t.equal(JSON.parse(r.stdout).response.allowed, false)
-  t.match(r.stderr, /^denied: ServiceAccount default\/test-sa-invalid-expiration annotation .*"not-a-number"/)
+  // The file's broken ServiceAccount is a warning first (see the --service-account test), then the Pod's denial.
+  t.match(r.stderr, /^warning: ServiceAccount default\/test-sa-invalid-expiration annotation .*"not-a-number"/)
+  t.match(r.stderr, /\ndenied: ServiceAccount default\/test-sa-invalid-expiration annotation .*"not-a-number"/)
 })
 
 t.test('warnings go to stderr', async t => {
@@ -128,6 +130,53 @@ t.test('warnings go to stderr', async t => {
   const r2 = await run(['mutate', '--service-account', fixture('serviceaccounts.json')], JSON.stringify(review))
   t.equal(r2.code, 0)
   t.match(r2.stderr, /^warning: container web: STACKIT_SERVICE_ACCOUNT_EMAIL already set/)
+})
+
+t.test("mutate --service-account: each file's ServiceAccounts judged as validate judges them, as warnings", async t => {
+  const prefix = 'workload-identity.stackit.cloud/'
+  const expiration = `${prefix}service-account-token-expiration-seconds`
+  const sa = (name: string, annotations: Record<string, string>) => ({
+    kind: 'ServiceAccount',
+    metadata: {
+      name,
+      namespace: 'team-a',
+      annotations: { [`${prefix}service-account-email`]: 'a@b.cd', ...annotations },
+    },
+  })
+  const dir = t.testdir({
+    'sa.json': JSON.stringify({
+      kind: 'List',
+      items: [sa('typo', { [`${prefix}audiense`]: 'x' }), sa('broken', { [expiration]: 'soon' })],
+    }),
+  })
+  const rule = "must be a whole number of seconds from 600 to 4294967296 (Kubernetes' limits for a projected token)"
+  const broken = `warning: ServiceAccount team-a/broken annotation ${expiration}="soon" ${rule}\n`
+  const typo = 'warning: ServiceAccount team-a/typo annotation "audiense" is an unknown key; did you mean audience?\n'
+  const pod = (serviceAccountName: string): string =>
+    JSON.stringify({
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'team-a' },
+      spec: { serviceAccountName, containers: [{ name: 'c' }] },
+    })
+  type Row = [name: string, pod: string, code: number, stderr: string]
+  const rows: Row[] = [
+    // Broken ServiceAccounts in the file do not change the exit code; the Pod's own review repeats the warning about
+    // its ServiceAccount's unknown key, which is printed once.
+    ['a Pod of the ServiceAccount with the unknown key: mutated, each warning once', pod('typo'), 0, typo + broken],
+    [
+      'a Pod of the broken ServiceAccount: denied as before',
+      pod('broken'),
+      1,
+      `${typo}${broken}denied: ServiceAccount team-a/broken annotation ${expiration}="soon" ${rule}. Fix the ` +
+        'annotation and create the Pod again.\n',
+    ],
+  ]
+  for (const [name, input, code, stderr] of rows) {
+    const r = await run(['mutate', '--service-account', `${dir}/sa.json`], input)
+    t.equal(r.code, code, `${name}: exit code`)
+    t.equal(r.stderr, stderr, `${name}: stderr`)
+    if (code === 0) t.equal(JSON.parse(r.stdout).spec.containers[0].env[0].value, 'a@b.cd', `${name}: mutated`)
+  }
 })
 
 t.test('unusable input or usage → exit 2, message on stderr, nothing on stdout', async t => {
@@ -232,7 +281,7 @@ t.test('the built binary: stdin from a pipe, the answer on stdout, the exit code
       denied,
       1,
       /"allowed": false/,
-      /^denied: ServiceAccount default\/test-sa-invalid-expiration /,
+      /^warning: ServiceAccount default\/test-sa-invalid-expiration .*\ndenied: ServiceAccount default\//,
     ],
     ['unusable input', ['mutate'], '{"password": "hunter2"', 2, /^$/, /^error: standard input is not valid JSON\n$/],
     [
