@@ -3,6 +3,7 @@
 import t from 'tap'
 import { runCli, runMain } from '../helpers/webhook-client.js'
 import { fixturePath } from '../helpers/paths.js'
+import { invalidAnnotationCases } from '../helpers/annotation-cases.js'
 
 const prefix = 'workload-identity.stackit.cloud/'
 const email = `${prefix}service-account-email`
@@ -134,6 +135,32 @@ t.test('findings on stdout, the summary on stderr, exit 0 clean (warnings allowe
     t.equal(r.stderr, stderr, `${name}: stderr`)
     t.notMatch(r.stdout, /s3cr3t/, `${name}: no document echoed`)
   }
+})
+
+t.test("admission's table of broken annotations: each case an error line with the value and the rule", async t => {
+  const cases = invalidAnnotationCases.filter(
+    ([, , pod, , labels]) => Object.keys(pod).length === 0 && Object.keys(labels ?? {}).length === 0,
+  )
+  t.ok(cases.length >= 15, `${cases.length} ServiceAccount-only cases of the shared table`)
+  const withPrefix = (a: Record<string, string>) =>
+    Object.fromEntries(Object.entries(a).map(([k, v]) => [prefix + k, v]))
+  const r = await runMain(
+    ['validate'],
+    list(...cases.map(([, annotations], i) => sa(`case-${i}`, withPrefix(annotations)))),
+  )
+  t.equal(r.code, 1)
+  const errors = r.stdout
+    .split('\n')
+    .filter(line => line.startsWith('error: '))
+    .map(line => line.slice('error: '.length))
+  for (const [i, [name, , , messages]] of cases.entries()) {
+    // One line per broken annotation; the table's patterns are written for the denial, which joins them with "; "
+    // and ends in its advice ("Fix the annotation…"), which a validate line leaves out.
+    const text = errors.filter(e => e.startsWith(`ServiceAccount team-a/case-${i} annotation `)).join('; ')
+    t.not(text, '', `${name}: an error line`)
+    for (const m of messages.filter(m => !m.source.startsWith('Fix the'))) t.match(text, m, name)
+  }
+  t.match(r.stderr, `${cases.length} ServiceAccounts checked: ${cases.length} with broken annotations`)
 })
 
 t.test('a broken value is shown quoted and cut, as admission shows it', async t => {
