@@ -5,7 +5,6 @@
  * real API server decides when it ends a watch.)
  */
 import { mkdir, writeFile } from 'node:fs/promises'
-import http from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -13,8 +12,8 @@ import { isObject, isString, own } from '../../lib/json.js'
 import type { JsonObject } from '../../lib/json.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
 import { startCluster } from './cluster.js'
-import { loadBaseManifests } from './base-manifests.js'
-import { startWebhookProcess } from './webhook-process.js'
+import { isWebhookConfiguration, loadBaseManifests } from './base-manifests.js'
+import { metricValue, startWebhookProcess } from './webhook-process.js'
 
 // A control plane plus one whole watch (25–30 s) and its renewal.
 t.setTimeout(300_000)
@@ -22,9 +21,10 @@ t.setTimeout(300_000)
 const cluster = await startCluster()
 t.teardown(() => cluster.stop())
 
-// The webhook's ServiceAccount and RBAC from manifests/base, so the watch runs with exactly the shipped rights.
+// The webhook's ServiceAccount and RBAC from manifests/base, so the watch runs with exactly the shipped rights. No
+// webhook configuration: the watch needs no admission calls, and as shipped they would name an in-cluster Service.
 const base = await loadBaseManifests()
-await cluster.admin.apply(base.filter(o => own(o, 'kind') !== 'MutatingWebhookConfiguration'))
+await cluster.admin.apply(base.filter(o => !isWebhookConfiguration(o)))
 const sa = base.find(o => own(o, 'kind') === 'ServiceAccount')
 const meta = sa === undefined ? undefined : own(sa, 'metadata')
 const [saNamespace, saName] = ['namespace', 'name'].map(k => (isObject(meta) ? own(meta, k) : undefined))
@@ -46,26 +46,10 @@ const webhook = await startWebhookProcess({
 })
 t.teardown(() => webhook.stop())
 
-const metricsText = (): Promise<string> =>
-  new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: webhook.metricsPort, path: '/metrics' }, res => {
-        let text = ''
-        res
-          .setEncoding('utf8')
-          .on('data', (d: string) => (text += d))
-          .on('end', () => resolve(text))
-      })
-      .on('error', reject)
-  })
-
-/** The value of one series, 0 when it is not exported. */
-const series = (text: string, name: string): number => {
-  const line = text.split('\n').find(l => l.startsWith(`stackit_pod_identity_webhook_${name} `))
-  return line === undefined ? 0 : Number(line.split(' ')[1])
-}
+const metricsText = (): Promise<string> => webhook.metrics()
+const series = (text: string, name: string): number => metricValue(text, name)
 const restarts = (text: string, reason: string): number =>
-  series(text, `serviceaccount_watch_restarts_total{reason="${reason}"}`)
+  metricValue(text, 'serviceaccount_watch_restarts_total', { reason })
 
 t.test('an idle watch is ended by the API server at its timeout and renewed as healthy', async t => {
   let text = await metricsText()

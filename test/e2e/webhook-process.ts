@@ -41,6 +41,8 @@ export interface WebhookProcess {
   readonly admissionPort: number
   readonly healthPort: number
   readonly metricsPort: number
+  /** The Prometheus text its metrics port serves right now. */
+  metrics(): Promise<string>
   /** SIGTERM (the webhook drains in-flight reviews), SIGKILL after 15 s; resolves to the exit code. */
   stop(): Promise<number | null>
 }
@@ -74,6 +76,37 @@ const readyz = (port: number): Promise<number> =>
     req.on('timeout', () => req.destroy())
     req.on('error', () => resolve(0))
   })
+
+const get = (port: number, path: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 5_000 }, res => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (text += d))
+      res.on('error', reject)
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${path} → ${res.statusCode}`)),
+      )
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)))
+    req.on('error', reject)
+  })
+
+/**
+ * The sum of every series of the webhook's metric `name` (without the `stackit_pod_identity_webhook_` prefix) whose
+ * labels include all of `labels`; 0 when there is none. `{}` sums all of them.
+ */
+export const metricValue = (text: string, name: string, labels: Readonly<Record<string, string>> = {}): number => {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  let sum = 0
+  for (const line of text.split('\n')) {
+    const match = /^stackit_pod_identity_webhook_([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (match?.[1] !== name) continue
+    const present = (match[2] ?? '').split(',')
+    if (wanted.every(w => present.includes(w))) sum += Number(match[3])
+  }
+  return sum
+}
 
 /** Starts the webhook and resolves once it is ready to admit Pods. */
 export const startWebhookProcess = async (options: WebhookProcessOptions): Promise<WebhookProcess> => {
@@ -128,7 +161,9 @@ export const startWebhookProcess = async (options: WebhookProcessOptions): Promi
       if (Date.now() > deadline) throw new Error('the webhook did not report ready in time')
       await sleep(100)
     }
-    return { child, admissionPort: ports.admission, healthPort: ports.health, metricsPort: ports.metrics, stop }
+    const { admission, health, metrics } = ports
+    const scrape = (): Promise<string> => get(metrics, '/metrics')
+    return { child, admissionPort: admission, healthPort: health, metricsPort: metrics, metrics: scrape, stop }
   } catch (e) {
     await stop()
     const log = await logTail(options.logFile, 30)

@@ -1,8 +1,9 @@
 /**
  * The webhook end to end: the real CLI (`serve`) as a child process, authenticating with a bound ServiceAccount
- * token that has only the manifests' RBAC, registered with a real kube-apiserver through a
- * MutatingWebhookConfiguration. Every case creates objects over REST and reads back what the API server stored,
- * so Kubernetes' own validation of the patched Pod is part of every assertion.
+ * token that has only the manifests' RBAC, registered with a real kube-apiserver through the manifests' two webhook
+ * configurations. Every case creates objects over REST and reads back what the API server stored, so Kubernetes' own
+ * validation of the patched Pod is part of every assertion. (The ServiceAccount check has its own file,
+ * serviceaccount-validation.e2e.ts; here it is registered as users deploy it.)
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises'
@@ -17,7 +18,7 @@ import { makeCa, makeServerCert } from '../helpers/certs.js'
 import type { CertFiles } from '../helpers/certs.js'
 import { fixturePath } from '../helpers/paths.js'
 import { startCluster } from './cluster.js'
-import { loadBaseManifests, pointAtLoopback } from './base-manifests.js'
+import { isWebhookConfiguration, loadBaseManifests, pointAtLoopback } from './base-manifests.js'
 import { KubeRestError } from './kube-rest.js'
 import { sidecarName, startSidecarWebhook } from './sidecar-webhook.js'
 import { startWebhookProcess } from './webhook-process.js'
@@ -30,13 +31,14 @@ const cluster = await startCluster()
 t.teardown(() => cluster.stop())
 const api = cluster.admin
 
-// --- manifests/base, applied as users apply it (all but the webhook registration, which needs the port) --------
+// --- manifests/base, applied as users apply it (all but the webhook registrations, which need the port) -------
 const base = await loadBaseManifests()
 const ofKind = (kind: string): JsonObject[] => base.filter(o => own(o, 'kind') === kind)
 const [baseWebhookConfig] = ofKind('MutatingWebhookConfiguration')
+const [baseValidatingConfig] = ofKind('ValidatingWebhookConfiguration')
 const [baseServiceAccount] = ofKind('ServiceAccount')
-if (baseWebhookConfig === undefined || baseServiceAccount === undefined) {
-  throw new Error('manifests/base must hold a MutatingWebhookConfiguration and a ServiceAccount')
+if (baseWebhookConfig === undefined || baseValidatingConfig === undefined || baseServiceAccount === undefined) {
+  throw new Error('manifests/base must hold both webhook configurations and a ServiceAccount')
 }
 const nameOf = (o: unknown): string => {
   const metadata = isObject(o) ? own(o, 'metadata') : undefined
@@ -62,7 +64,7 @@ const webhookFailure = new RegExp(`failed calling webhook "${namePattern}"`)
 const webhookNamespace = namespaceOf(baseServiceAccount)
 const webhookServiceAccount = nameOf(baseServiceAccount)
 // The Namespace, the webhook's ServiceAccount and its RBAC, and the Deployment, Service and PDB (stored, never run).
-const beforeRegistration = base.filter(o => o !== baseWebhookConfig)
+const beforeRegistration = base.filter(o => !isWebhookConfiguration(o))
 const applied = await api.apply(beforeRegistration)
 
 const webhookToken = await cluster.tokenFor(webhookNamespace, webhookServiceAccount, 3600)
@@ -105,7 +107,8 @@ let webhook = await startWebhook()
 t.teardown(() => webhook.stop())
 
 // --- registration: the manifests' MutatingWebhookConfiguration, pointed at this run's webhook -------------
-await api.apply([pointAtLoopback(baseWebhookConfig, webhook.admissionPort, webhookCaBundle)])
+const mutatingConfig = pointAtLoopback(baseWebhookConfig, webhook.admissionPort, webhookCaBundle)
+const registrationWarnings = (await api.apply([mutatingConfig])).warnings
 
 // --- objects the cases use -----------------------------------------------------------------------------------
 const referenceDir = fixturePath('reference')
@@ -199,12 +202,28 @@ await cluster.createNamespace('probe')
 await api.create(serviceAccount('probe', 'probe', { [keys.email]: 'probe@sa.stackit.cloud' }))
 await waitUntilEffective('probe', 'probe')
 
-// --- the reference webhook's six integration cases ----------------------------------------------------------
+// --- ServiceAccounts written before the ServiceAccount check is registered -----------------------------------
+// Two carry a broken annotation on purpose (the reference's invalid-expiration, and bad-path below), so that Pod
+// admission's denial can be seen: the validating webhook would refuse them now. They stand for ServiceAccounts
+// written before this version was installed, which the API server keeps and Pod admission still judges.
 await cluster.createNamespace('reference')
 const referenceAccounts = own(await readJson('serviceaccounts.json'), 'items')
 for (const sa of Array.isArray(referenceAccounts) ? referenceAccounts : []) {
   if (isObject(sa)) await api.create(inNamespace(sa, 'reference'))
 }
+await cluster.createNamespace('cases')
+await api.create(
+  serviceAccount('cases', 'bad-path', {
+    [keys.email]: 'x@sa.stackit.cloud',
+    [keys.federatedTokenFile]: '/var/run/../../etc/token',
+  }),
+)
+
+// --- registration of the ServiceAccount check: the manifests' ValidatingWebhookConfiguration, pointed likewise ---
+const validatingConfig = pointAtLoopback(baseValidatingConfig, webhook.admissionPort, webhookCaBundle)
+registrationWarnings.push(...(await api.apply([validatingConfig])).warnings)
+
+// --- the reference webhook's six integration cases ----------------------------------------------------------
 
 type Expected =
   | {
@@ -250,7 +269,6 @@ const referenceCases: [fixture: string, expected: Expected][] = [
 
 // Set-up ends here: tap ends the root test (running its teardown, which stops the cluster) as soon as no subtest
 // is pending, so no top-level await may follow the first t.test.
-await cluster.createNamespace('cases')
 
 t.test(
   'manifests/base passes the real API server: accepted, and no warnings (Pod Security "restricted" included)',
@@ -258,6 +276,7 @@ t.test(
     const kindAndName = (o: JsonObject): string => `${String(own(o, 'kind'))}/${nameOf(o)}`
     t.same(applied.objects.map(kindAndName), beforeRegistration.map(kindAndName))
     t.same(applied.warnings, [])
+    t.same(registrationWarnings, [], 'both webhook configurations are accepted without a warning')
   },
 )
 
@@ -400,12 +419,7 @@ t.test(
 )
 
 t.test('a denial reaches the client with the webhook name and our message, and nothing is stored', async t => {
-  await api.create(
-    serviceAccount('cases', 'bad-path', {
-      [keys.email]: 'x@sa.stackit.cloud',
-      [keys.federatedTokenFile]: '/var/run/../../etc/token',
-    }),
-  )
+  // The ServiceAccount bad-path was written before the ServiceAccount check was registered (see the set-up).
   const error = await api.create(pod('cases', 'bad-path', 'bad-path')).then(
     () => undefined,
     (e: unknown) => e,
