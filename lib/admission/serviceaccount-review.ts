@@ -57,8 +57,11 @@ export const decideServiceAccount = (sa: ServiceAccount, old?: ServiceAccount): 
       warnings: warnings.map(boundWarning),
     }
   }
+  // Short enough for the longest key: the write names the ServiceAccount, and a Pod's denial names the rule.
   for (const p of problems) {
-    warnings.push(`${saRef(sa)} annotation ${shortKey(p.key)}=${quote(p.value, 30)} (kept by this update) ${p.why}`)
+    warnings.push(
+      `${shortKey(p.key)}=${quote(p.value, 12)} is broken and kept by this update; Pods using it are denied`,
+    )
   }
   return { outcome: 'allowed', warnings: warnings.map(boundWarning) }
 }

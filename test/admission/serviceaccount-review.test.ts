@@ -93,7 +93,16 @@ t.test('UPDATE: denied only when it adds or changes a broken annotation', async 
   }
   const kept = decideServiceAccount(sa(broken), sa(broken))
   t.equal(kept.warnings.length, 1, 'a kept broken annotation is warned about')
-  t.match(kept.warnings[0], /^ServiceAccount team-a\/app annotation audience=" x" \(kept by this update\) must be /)
+  t.equal(kept.warnings[0], 'audience=" x" is broken and kept by this update; Pods using it are denied')
+  const longest = decideServiceAccount(
+    sa(ours({ 'service-account-token-expiration-seconds': 'x'.repeat(50) })),
+    sa(ours({ 'service-account-token-expiration-seconds': 'x'.repeat(50) })),
+  )
+  t.match(
+    longest.warnings[0],
+    /^service-account-token-expiration-seconds="x{12}…" is broken .* are denied$/,
+    'the longest key fits whole',
+  )
   t.ok(kept.warnings[0] && kept.warnings[0].length < 120, 'and the warning fits a header')
   const both = decideServiceAccount(sa({ ...broken, 'federated-token-file': 'rel' }), sa(broken))
   t.match(

@@ -235,7 +235,8 @@ export const warningTexts = (values: readonly string[]): string[] => {
   for (const value of values) {
     for (const match of value.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)) {
       const text = match[1]
-      if (text !== undefined) texts.push(text.replace(/\\(.)/g, '$1'))
+      // Node reads header bytes as latin1; the API server sends the webhook's UTF-8 text as it is.
+      if (text !== undefined) texts.push(Buffer.from(text.replace(/\\(.)/g, '$1'), 'latin1').toString('utf8'))
     }
   }
   return texts
