@@ -6,7 +6,7 @@ import { main } from '../lib/cli/cli.js'
 import { batchedWriter } from '../lib/log.js'
 import { readStream } from '../lib/read-stream.js'
 
-// stdin for `mutate` is bounded like a request body, so a runaway pipe cannot exhaust memory.
+// stdin for `mutate` and `validate` is bounded like a request body, so a runaway pipe cannot exhaust memory.
 const maxStdinBytes = 64 * 1024 * 1024
 
 // A stuck log pipe must not hold a stopping serve: 5 s fits in the 15 s the 30 s grace leaves after preStop and drain.

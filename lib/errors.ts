@@ -7,7 +7,8 @@
  * anything not a WebhookError is a 500), and a denial carries it as `response.status.code` inside an HTTP 200
  * review. USAGE, BAD_INPUT_FILE, TLS and KUBE_API reach no answer (the CLI and start-up); their status is unused.
  * The exit code is not the code's: each command maps where an error surfaced to its named exit codes (`mutate`: a
- * denial 1, a thrown error 2; `serve`: unusable flags 2, a failed start or a cut drain 1).
+ * denial 1, a thrown error 2; `validate`: a broken annotation 1, a thrown error 2; `serve`: unusable flags 2, a
+ * failed start or a cut drain 1).
  */
 import { isObject, own } from './json.js'
 

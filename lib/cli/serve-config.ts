@@ -40,8 +40,8 @@ export const serveFlags = {
 
 export const serveHelp = `Usage: stackit-pod-identity-webhook serve [flags]
 
-Serves the mutating admission webhook over HTTPS (POST /mutate, and /mutate--v1-pod for compatibility),
-probes over plain HTTP (/healthz, /readyz) and Prometheus metrics (/metrics).
+Serves the admission webhook over HTTPS (POST /mutate, and /mutate--v1-pod for compatibility; POST
+/validate-serviceaccount), probes over plain HTTP (/healthz, /readyz) and Prometheus metrics (/metrics).
 
 Flags:
   --port N                    HTTPS admission port (default 9443)
