@@ -5,12 +5,18 @@
  * - `GET /v2/regions/{region}/provider-options`: answers 200 with Kubernetes versions when the Bearer token is one
  *   it issued, 401 otherwise.
  * Tests replace either answer with `tokenReply` / `skeReply` to inject failures, delays or odd bodies.
+ * With `options.federation`, the token endpoint verifies as STACKIT does (federation.ts): it answers an access
+ * token only for an assertion the federation accepts, an OAuth error otherwise, and lists what it saw in `assertions`.
  */
 import http from 'node:http'
 import https from 'node:https'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { isObject, isString, own } from '../../lib/json.js'
+import { exchange, fakeJwt, type FederationOptions, type SeenAssertion } from './federation.js'
+
+export { fakeJwt }
 
 /** A canned answer. `hang: true` sends nothing (for deadlines); `hangUpAfterHeaders` cuts the body short. */
 export interface Reply {
@@ -34,12 +40,6 @@ export interface SkeRequest {
   accept: string | undefined
 }
 
-const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')
-
-/** An unsigned JWT with the given claims (the fakes and the client never verify signatures). */
-export const fakeJwt = (claims: Record<string, unknown>): string =>
-  `${b64url({ alg: 'RS256', typ: 'JWT' })}.${b64url(claims)}.c2lnbmF0dXJl`
-
 /** The default provider-options body. */
 export const defaultVersions = ['1.33.2', '1.32.6']
 
@@ -52,11 +52,13 @@ export interface FakeStackit {
   skeRequests: SkeRequest[]
   /** Access tokens issued so far, in order. */
   issued: string[]
-  /** Answer for the n-th (0-based) token request; `undefined` → issue a token. */
+  /** With a federation: what the token endpoint saw of each assertion, in order (empty without one). */
+  assertions: SeenAssertion[]
+  /** Answer for the n-th (0-based) token request; `undefined` → issue a token (with a federation: judge it). */
   tokenReply: (n: number, req: TokenRequest) => Reply | undefined
   /** Answer for an SKE request; `undefined` → the default check-and-answer. */
   skeReply: (req: SkeRequest) => Reply | undefined
-  /** `exp` of issued tokens, seconds since the epoch; default one hour from the request. */
+  /** `exp` of issued tokens, seconds since the epoch; default one hour from the request (not used by a federation). */
   tokenExp: () => number | undefined
   close(): Promise<void>
 }
@@ -78,14 +80,38 @@ const send = (res: ServerResponse, reply: Reply): void => {
   res.end(reply.body ?? '')
 }
 
+/** Options of {@link startFakeStackit}. */
+export interface FakeStackitOptions {
+  /** Verify token requests against this federation instead of accepting any. */
+  readonly federation?: FederationOptions
+}
+
+/** The token endpoint's answer with a federation: the form must be a form POST, then {@link exchange} judges it. */
+const federatedReply = async (record: TokenRequest, options: FederationOptions, fake: FakeStackit): Promise<Reply> => {
+  if (record.method !== 'POST' || record.contentType?.split(';')[0]?.trim() !== 'application/x-www-form-urlencoded') {
+    const description = 'the token request must be a POST of application/x-www-form-urlencoded'
+    fake.assertions.push({ accepted: false, error: 'invalid_request', description })
+    return { status: 400, body: JSON.stringify({ error: 'invalid_request', error_description: description }) }
+  }
+  const { status, body, seen } = await exchange(record.form, options)
+  fake.assertions.push(seen)
+  const accessToken = isObject(body) ? own(body, 'access_token') : undefined
+  if (isString(accessToken)) fake.issued.push(accessToken)
+  return { status, body: JSON.stringify(body) }
+}
+
 /** Starts the fake on 127.0.0.1, port 0. With `tls`, serves HTTPS using those PEM files. */
-export const startFakeStackit = async (tls?: { certFile: string; keyFile: string }): Promise<FakeStackit> => {
+export const startFakeStackit = async (
+  tls?: { certFile: string; keyFile: string },
+  options: FakeStackitOptions = {},
+): Promise<FakeStackit> => {
   const fake: FakeStackit = {
     base: '',
     tokenUrl: '',
     tokenRequests: [],
     skeRequests: [],
     issued: [],
+    assertions: [],
     tokenReply: () => undefined,
     skeReply: () => undefined,
     tokenExp: () => Math.floor(Date.now() / 1000) + 3600,
@@ -102,6 +128,7 @@ export const startFakeStackit = async (tls?: { certFile: string; keyFile: string
       const n = fake.tokenRequests.push(record) - 1
       const reply = fake.tokenReply(n, record)
       if (reply) return send(res, reply)
+      if (options.federation) return send(res, await federatedReply(record, options.federation, fake))
       const exp = fake.tokenExp()
       const token = fakeJwt({ sub: record.form.get('client_id'), n, ...(exp === undefined ? {} : { exp }) })
       fake.issued.push(token)
