@@ -2,7 +2,9 @@
  * A throwaway Kubernetes control plane for the end-to-end tier: etcd and a real kube-apiserver on loopback, on
  * free ports, with certificates, keys and tokens made for the run in a private temporary folder. There is no
  * controller-manager and no kubelet: the API server stores Pods but nothing runs them, which is all an admission
- * webhook test needs. Both processes die with the test process, however it ends (see processes.ts).
+ * webhook test needs. The API server is its own ServiceAccount token issuer (`https://127.0.0.1:PORT`) and lets
+ * anyone read the issuer's discovery document and keys, so a verifier outside can check the tokens it signs.
+ * Both processes die with the test process, however it ends (see processes.ts).
  */
 import type { ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -18,11 +20,11 @@ import type { E2eBinaries } from './binaries.js'
 import { KubeRest } from './kube-rest.js'
 import { freePorts, logTail, startProcess, stopProcess, trackDir, untrackDir } from './processes.js'
 
-/** The issuer written into ServiceAccount tokens; any stable URL works, this is the in-cluster default. */
-export const serviceAccountIssuer = 'https://kubernetes.default.svc.cluster.local'
-
 /** Static-token identity of the test itself: a member of `system:masters`, so RBAC never gets in its way. */
 export const adminUser = 'e2e-admin'
+
+/** The built-in ClusterRole that grants reading the issuer's discovery document and key set. */
+export const issuerDiscoveryRole = 'system:service-account-issuer-discovery'
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
@@ -34,12 +36,29 @@ export interface ClusterOptions {
   readonly readyTimeoutMs?: number
   /** kube-apiserver `--v` (default 1; 5 shows every webhook call). */
   readonly apiserverVerbosity?: number
+  /**
+   * The ServiceAccount signing key: `ec` (P-256, tokens signed ES256; the default, made in a millisecond) or `rsa`
+   * (2048 bits, RS256, what kubeadm and most managed clusters use).
+   */
+  readonly signingKey?: 'ec' | 'rsa'
+  /**
+   * The issuer to claim instead of the API server's own URL, e.g. another cluster's (its discovery document then
+   * names this issuer while its key set holds this server's own key).
+   */
+  readonly issuer?: string
 }
 
 /** A running control plane. */
 export interface Cluster {
   /** `https://127.0.0.1:PORT`. */
   readonly server: URL
+  /**
+   * The ServiceAccount token issuer: the API server's own URL (`https://127.0.0.1:PORT`, no trailing slash) unless
+   * {@link ClusterOptions.issuer} names another. The server serves `/.well-known/openid-configuration` (naming this
+   * issuer) and `/openid/v1/jwks` (its own key), readable without credentials (the discovery role is bound to
+   * `system:unauthenticated`, as managed clusters do), so an external IdP can verify the tokens it signs.
+   */
+  readonly issuer: string
   /** The run's CA: it signed the API server's serving certificate. */
   readonly ca: CertFiles
   /** The CA certificate as PEM, for clients that pin it. */
@@ -108,11 +127,12 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     const ca = await makeCa(dir, { name: 'ca' })
     // One serving certificate for both: each listens on 127.0.0.1 only, and the API server checks etcd's.
     const serving = await makeServerCert(dir, ca, { name: 'serving', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-    const saKeys = generateKeyPairSync('ec', {
-      namedCurve: 'P-256',
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    })
+    const publicKeyEncoding = { type: 'spki', format: 'pem' } as const
+    const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const
+    const saKeys =
+      options.signingKey === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding, privateKeyEncoding })
+        : generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding, privateKeyEncoding })
     const saKeyFile = join(dir, 'sa.key')
     const saPubFile = join(dir, 'sa.pub')
     await writeFile(saKeyFile, saKeys.privateKey, { mode: 0o600 })
@@ -124,6 +144,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
 
     const [etcdClientPort, etcdPeerPort, apiPort] = await freePorts(3)
     const etcdUrl = `https://127.0.0.1:${etcdClientPort}`
+    const issuer = options.issuer ?? `https://127.0.0.1:${apiPort}`
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`
     started.push(
       startProcess(
@@ -163,7 +184,10 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
           // Listed explicitly (they are also defaults) because the tests depend on exactly these.
           '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,' +
             'MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
-          `--service-account-issuer=${serviceAccountIssuer}`,
+          // Its own URL as issuer, so it serves the discovery document and key set a federation fetches; the key
+          // set's URL is named too (else derived from the advertised address), and stays its own for a claimed issuer.
+          `--service-account-issuer=${issuer}`,
+          `--service-account-jwks-uri=https://127.0.0.1:${apiPort}/openid/v1/jwks`,
           `--service-account-key-file=${saPubFile}`,
           `--service-account-signing-key-file=${saKeyFile}`,
           // Only an allocation range for Service objects stored in etcd; no traffic goes there.
@@ -200,8 +224,17 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     }
 
     const restAdmin = new KubeRest({ server, ca: caPem, token: adminToken })
+    // As managed clusters expose it: anyone may read the issuer's discovery document and public keys.
+    await restAdmin.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'e2e-public-issuer-discovery' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: issuerDiscoveryRole },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:unauthenticated' }],
+    })
     return {
       server,
+      issuer,
       ca,
       caPem,
       admin: restAdmin,

@@ -92,7 +92,7 @@ export interface KubeRestOptions {
   readonly server: URL
   /** PEM of the CA that signed the API server's certificate; the only CA trusted. */
   readonly ca: Buffer
-  /** Bearer token of the identity the requests act as. */
+  /** Bearer token of the identity the requests act as; empty: none is sent (the API server's anonymous user). */
   readonly token: string
   /** Per-request timeout in ms (default 30 s: the API server waits up to the webhook's timeout itself). */
   readonly timeoutMs?: number
@@ -114,13 +114,20 @@ export class KubeRest {
     return new KubeRest({ ...this.#options, token })
   }
 
-  /** One request; never throws on an HTTP status (see the typed helpers for that). */
-  request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
+  /**
+   * One request; never throws on an HTTP status (see the typed helpers for that). `accept` is sent as it is (the
+   * issuer's key set, for one, is served only as `application/jwk-set+json`: `application/json` gets a 406).
+   */
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+    accept = 'application/json',
+  ): Promise<KubeResponse> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-    const headers: Record<string, string> = {
-      accept: 'application/json',
-      authorization: `Bearer ${this.#options.token}`,
-    }
+    const headers: Record<string, string> = { accept }
+    if (this.#options.token !== '') headers['authorization'] = `Bearer ${this.#options.token}`
     if (payload !== undefined) {
       headers['content-type'] = contentType
       headers['content-length'] = String(payload.length)
