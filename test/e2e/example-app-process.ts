@@ -22,7 +22,7 @@ export interface ExampleAppRun {
  * Starts the app with exactly `env` (plus PATH, which every image sets) and waits for its exit; SIGKILL after
  * `timeoutMs` (default 60 s). Its output goes to `logFile` first.
  */
-export const runExampleApp = async (
+export const runExampleAppProcess = async (
   env: Readonly<Record<string, string>>,
   logFile: string,
   timeoutMs = 60_000,
