@@ -87,7 +87,7 @@ export interface SigningKey {
 }
 
 /** A fresh RSA 2048 (RS256) or EC P-256 (ES256) key pair with the given `kid` (default random). */
-export const makeSigningKey = (alg: SigningAlg, kid = randomUUID()): SigningKey => {
+export const makeSigningKey = (alg: SigningAlg, kid: string = randomUUID()): SigningKey => {
   const { publicKey, privateKey } =
     alg === 'RS256'
       ? generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -120,8 +120,10 @@ export const hmacJwt = (claims: Record<string, unknown>, key: SigningKey): strin
 export interface FakeIssuer {
   /** The issuer URL (`https://127.0.0.1:PORT` with `tls`, else `http://…`), as the discovery document names it. */
   readonly issuer: string
-  /** The public keys served at `jwks_uri`; assign to rotate. */
+  /** The public keys served at `jwks_uri` (`${issuer}/openid/v1/jwks`); assign to rotate. */
   keys: JsonWebKey[]
+  /** The discovery document served (any JSON value); assign to break it (another issuer, no jwks_uri, …). */
+  discovery: unknown
   /** Paths requested so far, in order (to count fetches). */
   readonly requests: string[]
   close(): Promise<void>
@@ -132,36 +134,22 @@ export interface FakeIssuerOptions {
   /** Serve HTTPS with this certificate (its SAN must hold 127.0.0.1). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
   readonly keys?: readonly JsonWebKey[]
-  /** The `issuer` the discovery document claims; default the server's own URL (override to test a mismatch). */
-  readonly discoveryIssuer?: string
 }
 
 /** Starts a fake issuer on 127.0.0.1, port 0: `/.well-known/openid-configuration` and `/openid/v1/jwks`. */
 export const startFakeIssuer = async (options: FakeIssuerOptions = {}): Promise<FakeIssuer> => {
-  let base = ''
-  const fake: FakeIssuer = {
-    get issuer() {
-      return base
-    },
-    keys: [...(options.keys ?? [])],
-    requests: [],
-    close: async () => {},
-  }
+  const requests: string[] = []
+  let fake: FakeIssuer | undefined
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/'
-    fake.requests.push(path)
-    const body =
-      path === '/.well-known/openid-configuration'
-        ? {
-            issuer: options.discoveryIssuer ?? base,
-            jwks_uri: `${base}/openid/v1/jwks`,
-            id_token_signing_alg_values_supported: ['RS256', 'ES256'],
-          }
-        : path === '/openid/v1/jwks'
-          ? { keys: fake.keys }
-          : undefined
-    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(body ?? {}))
+    requests.push(path)
+    const served: Record<string, unknown> = {
+      '/.well-known/openid-configuration': fake?.discovery,
+      '/openid/v1/jwks': { keys: fake?.keys },
+    }
+    const found = Object.hasOwn(served, path)
+    res.writeHead(found ? 200 : 404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(found ? served[path] : {}))
   }
   const server = options.tls
     ? https.createServer(
@@ -170,10 +158,22 @@ export const startFakeIssuer = async (options: FakeIssuerOptions = {}): Promise<
       )
     : http.createServer(listener)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  base = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`
-  fake.close = () => {
-    server.closeAllConnections()
-    return new Promise(resolve => server.close(() => resolve()))
+  const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`
+  fake = {
+    issuer,
+    keys: [...(options.keys ?? [])],
+    discovery: {
+      issuer,
+      jwks_uri: `${issuer}/openid/v1/jwks`,
+      response_types_supported: ['id_token'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+    },
+    requests,
+    close: () => {
+      server.closeAllConnections()
+      return new Promise(resolve => server.close(() => resolve()))
+    },
   }
   return fake
 }
