@@ -14,20 +14,26 @@ import { jwtExpiry, unverifiedClaims } from '../../lib/workload-identity/jwt-cla
 import { maxExcerptLength } from '../../lib/http-excerpt.js'
 import { fakeJwt, startFakeStackit, type FakeStackit } from '../helpers/fake-stackit.js'
 import { makeCa, makeServerCert } from '../helpers/certs.js'
+import { makeSigningKey, signJwt, startFakeIssuer, type FederationOptions } from '../helpers/federation.js'
 
 const email = 'app-1a2b@sa.stackit.cloud'
-const assertionA = fakeJwt({
-  iss: 'https://issuer.example',
-  sub: 'system:serviceaccount:team-a:app',
-  aud: 'sts.accounts.stackit.cloud',
-  v: 'A',
-})
-const assertionB = fakeJwt({
-  iss: 'https://issuer.example',
-  sub: 'system:serviceaccount:team-a:app',
-  aud: 'sts.accounts.stackit.cloud',
-  v: 'B',
-})
+// The Kubernetes tokens are real: signed by a key of a loopback issuer, and the fake token endpoint verifies them
+// as a STACKIT federation for this e-mail, audience and ServiceAccount does.
+const signingKey = makeSigningKey('RS256')
+const issuer = await startFakeIssuer({ keys: [signingKey.jwk] })
+t.teardown(() => issuer.close())
+const subject = 'system:serviceaccount:team-a:app'
+const federation: FederationOptions = {
+  federation: { issuer: issuer.issuer, email, audience: 'sts.accounts.stackit.cloud', subject },
+}
+/** A projected ServiceAccount token as the kubelet mounts it; `v` tells two rotations apart. */
+const kubernetesToken = (v: string): string => {
+  const now = Math.floor(Date.now() / 1000)
+  const claims = { iss: issuer.issuer, sub: subject, aud: ['sts.accounts.stackit.cloud'], iat: now, nbf: now, v }
+  return signJwt({ ...claims, exp: now + 3600 }, signingKey)
+}
+const assertionA = kubernetesToken('A')
+const assertionB = kubernetesToken('B')
 
 /** A clock the test moves by hand. */
 const manualClock = (start = Date.now()): { epochMs: () => number; advance: (ms: number) => void } => {
@@ -45,7 +51,7 @@ const setup = async (
 }> => {
   const dir = t.testdir({ token: assertionA })
   const tokenFile = join(dir, 'token')
-  const fake = await startFakeStackit()
+  const fake = await startFakeStackit(undefined, { federation })
   t.teardown(() => fake.close())
   const client = (o: Partial<WorkloadIdentityClientOptions> = {}): WorkloadIdentityClient =>
     new WorkloadIdentityClient({
@@ -224,6 +230,11 @@ t.test('happy path: the exchange the STACKIT SDK makes', async t => {
   t.equal(req.form.get('client_assertion'), assertionA, 'the token file, verbatim')
   t.equal(req.form.get('client_id'), email)
   t.equal(token, fake.issued[0], 'the issued access token')
+  t.same(
+    fake.assertions.map(a => [a.accepted, a.alg, a.kid, a.claims?.sub]),
+    [[true, 'RS256', signingKey.kid, subject]],
+    'the endpoint verified the signed token and accepted it',
+  )
 })
 
 t.test('a trailing newline in the token file is not sent', async t => {
@@ -231,6 +242,7 @@ t.test('a trailing newline in the token file is not sent', async t => {
   await writeFile(tokenFile, `${assertionA}\n`)
   await client().getAccessToken()
   t.equal(fake.tokenRequests[0]?.form.get('client_assertion'), assertionA)
+  t.equal(fake.assertions[0]?.accepted, true, 'a verifying endpoint accepted it (with the newline it would not)')
 })
 
 t.test('token endpoint failures: endpoint, status and a bounded excerpt; never the assertion', async t => {
@@ -333,6 +345,11 @@ t.test('rotated token file: the next exchange sends the new assertion', async t 
     fake.tokenRequests.map(r => r.form.get('client_assertion')),
     [assertionA, assertionB],
     'second exchange used the rotated file',
+  )
+  t.same(
+    fake.assertions.map(a => a.accepted),
+    [true, true],
+    'both rotations verified',
   )
 })
 
