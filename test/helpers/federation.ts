@@ -143,13 +143,16 @@ export const startFakeIssuer = async (options: FakeIssuerOptions = {}): Promise<
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/'
     requests.push(path)
-    const served: Record<string, unknown> = {
-      '/.well-known/openid-configuration': fake?.discovery,
-      '/openid/v1/jwks': { keys: fake?.keys },
+    // As kube-apiserver: the key set only as application/jwk-set+json, 406 to an Accept that leaves its type out.
+    const served: Record<string, [type: string, body: unknown]> = {
+      '/.well-known/openid-configuration': ['application/json', fake?.discovery],
+      '/openid/v1/jwks': ['application/jwk-set+json', { keys: fake?.keys }],
     }
-    const found = Object.hasOwn(served, path)
-    res.writeHead(found ? 200 : 404, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(found ? served[path] : {}))
+    const found = Object.hasOwn(served, path) ? served[path] : undefined
+    const accept = req.headers.accept ?? '*/*'
+    const acceptable = found !== undefined && (accept.includes('*/*') || accept.includes(found[0]))
+    res.writeHead(found === undefined ? 404 : acceptable ? 200 : 406, { 'content-type': found?.[0] ?? 'text/plain' })
+    res.end(acceptable ? JSON.stringify(found?.[1]) : '')
   }
   const server = options.tls
     ? https.createServer(
@@ -207,7 +210,8 @@ const fetchJson = async (url: URL, what: string, issuerCa: Buffer | undefined): 
     const res = await sendRequest({
       url,
       method: 'GET',
-      headers: { accept: 'application/json' },
+      // kube-apiserver answers 406 to the key set asked for as application/json alone.
+      headers: { accept: 'application/json, application/jwk-set+json' },
       timeoutMs: fetchTimeoutMs,
       maxResponseBytes: maxDocumentBytes,
       agent,
