@@ -58,11 +58,14 @@ export const strMap = (v: unknown, ...path: ReadonlyArray<string | number>): Rea
   return out
 }
 
-/** Every `.yaml`/`.yml` file under `dir`, sorted, as absolute paths. */
+/** The Helm chart's folder: Go templates, not manifests (test/helm/check.sh and the e2e tier render and check it). */
+const helmDir = join(manifestsDir, 'helm')
+
+/** Every `.yaml`/`.yml` file under `dir`, sorted, as absolute paths; the Helm chart's files are left out. */
 export const yamlFiles = async (dir: string = manifestsDir): Promise<string[]> => {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true })
   return entries
-    .filter(e => e.isFile() && /\.ya?ml$/.test(e.name))
+    .filter(e => e.isFile() && /\.ya?ml$/.test(e.name) && !`${e.parentPath}/`.startsWith(`${helmDir}/`))
     .map(e => join(e.parentPath, e.name))
     .sort()
 }
