@@ -7,53 +7,15 @@
  *
  * helm comes from HELM, else test/helm/.cache/bin/helm (test/helm/build.sh); without either the file is skipped.
  */
-import { execFile } from 'node:child_process'
-import { constants } from 'node:fs'
-import { access, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import t from 'tap'
-import { parseAllDocuments } from 'yaml'
 import { parseServeArgs } from '../../lib/cli/serve-config.js'
 import { admissionPaths } from '../../lib/server/admission-handler.js'
 import { arr, at, isObj, manifestsDir, parseYamlFile, selects, str, strMap } from '../helpers/manifests.js'
-import { repoPath } from '../helpers/paths.js'
 import { loadBaseManifests } from './base-manifests.js'
-
-const run = promisify(execFile)
-const helm = process.env['HELM'] || repoPath('test', 'helm', '.cache', 'bin', 'helm')
-const chart = repoPath('manifests', 'helm', 'stackit-pod-identity-webhook')
-// The reference chart's documented install: release and namespace both named after the chart.
-const release = 'stackit-pod-identity-webhook'
-const namespace = 'stackit-pod-identity-webhook'
-
-const haveHelm = await access(helm, constants.X_OK).then(
-  () => true,
-  () => false,
-)
-
-/** Renders the chart; the objects, or helm's stderr when it fails. */
-const render = async (home: string, args: readonly string[]): Promise<{ objects: unknown[]; stderr: string }> => {
-  // Helm's config, cache and repository lists stay out of the user's home.
-  const env = { ...process.env, HELM_CONFIG_HOME: home, HELM_CACHE_HOME: home, HELM_DATA_HOME: home }
-  try {
-    const out = await run(helm, ['template', release, chart, '--namespace', namespace, ...args], { env })
-    const objects = parseAllDocuments(out.stdout)
-    if (!Array.isArray(objects)) throw new Error('helm template printed no YAML stream')
-    return { objects: objects.map(d => d.toJS() as unknown).filter(o => o !== null), stderr: out.stderr }
-  } catch (error) {
-    if (isObj(error) && typeof error['stderr'] === 'string') return { objects: [], stderr: error['stderr'] }
-    throw error
-  }
-}
-
-/** The one object of `kind` (throws when there is none or several). */
-const one = (objects: readonly unknown[], kind: string): unknown => {
-  const found = objects.filter(o => str(o, 'kind') === kind)
-  if (found.length !== 1) throw new Error(`expected one ${kind}, found ${found.length}`)
-  return found[0]
-}
+import { haveHelm, noHelm, one, release, render } from './helm.js'
 
 /** Without `keys` (names, labels: allowed to differ); a copy, for comparisons. */
 const without = (v: unknown, ...keys: string[]): unknown =>
@@ -133,7 +95,7 @@ const loadCertManagerInstall = async (): Promise<unknown[]> => {
 }
 
 if (!haveHelm) {
-  t.plan(0, `no helm at ${helm}: run test/helm/build.sh, or set HELM to a helm binary`)
+  t.plan(0, noHelm)
 } else {
   const home = await mkdtemp(join(tmpdir(), 'helm-chart-e2e-'))
   t.teardown(() => rm(home, { recursive: true, force: true }))
