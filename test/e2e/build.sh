@@ -34,7 +34,10 @@ if [ -n "${KUBE_APISERVER:-}" ]; then
 elif [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   use_existing kube-apiserver "$KUBEBUILDER_ASSETS/kube-apiserver"
 else
-  command -v go >/dev/null || { echo "build.sh: Go is needed to build kube-apiserver (or set KUBE_APISERVER)" >&2; exit 1; }
+  command -v go >/dev/null || {
+    echo "build.sh: Go is needed to build kube-apiserver (or set KUBE_APISERVER)" >&2
+    exit 1
+  }
   machine_cache=${STACKIT_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackit-pod-identity-webhook-e2e}
   # The key covers everything that decides the binary's content, so a stale binary is never reused.
   key=$( (cd "$here/kube" && cat go.mod go.sum main.go && go version && echo "$kube_version") | sha256sum | cut -c1-16)
@@ -50,7 +53,8 @@ else
     # version variables make /version report the release instead of v0.0.0-master.
     if ! (cd "$here/kube" && CGO_ENABLED=0 GOFLAGS=-mod=readonly nice -n 10 go build -p "${E2E_BUILD_JOBS:-2}" \
           -trimpath -buildvcs=false \
-          -ldflags "-s -w -X $version_pkg.gitVersion=$kube_version -X $version_pkg.gitMajor=1 -X $version_pkg.gitMinor=36" \
+          -ldflags "-s -w -X $version_pkg.gitVersion=$kube_version -X $version_pkg.gitMajor=1 \
+            -X $version_pkg.gitMinor=36" \
           -o "$cached.tmp.$$" .) >"$here/.cache/build.log" 2>&1; then
       tail -n 30 "$here/.cache/build.log" >&2
       rm -f "$cached.tmp.$$"
@@ -78,8 +82,9 @@ else
     apt_start=$SECONDS
     # The package's service is not wanted (the tests start their own etcd); in containers policy-rc.d already
     # refuses to start it, elsewhere it is merely enabled and idle on its default port.
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server) >"$here/.cache/apt.log" 2>&1 \
-      || { tail -n 20 "$here/.cache/apt.log" >&2; exit 1; }
+    apt_log="$here/.cache/apt.log"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server) >"$apt_log" 2>&1 \
+      || { tail -n 20 "$apt_log" >&2; exit 1; }
     echo "etcd: installed in $((SECONDS - apt_start)) s"
   fi
   ln -sfn /usr/bin/etcd "$bin/etcd"

@@ -3,7 +3,8 @@
  * the API server stored (after our webhook mutated it), ask the TokenRequest API for a token per the injected
  * projected volume (its audience and expirationSeconds, bound to the Pod by name and uid), and write it where the
  * container's mount of that volume puts it, inside a temporary root folder standing for the container's filesystem.
- * The file layout is the kubelet's atomic writer's: `<mount>/token` → `..data/token`, `..data` → a timestamped folder.
+ * The file layout is the kubelet's atomic writer's: `<mount>/token` → `..data/token`, `..data` → a timestamped
+ * folder.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'

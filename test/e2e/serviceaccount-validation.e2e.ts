@@ -206,11 +206,11 @@ t.test('the matchConditions run on the API server: only writes touching our pref
 })
 
 /** The warning for a broken annotation an update keeps (the value cut to 12 characters). */
-const keptWarning = (key: string, value: string): RegExp =>
-  new RegExp(
-    `^${escaped(`${key.slice(annotationPrefix.length)}="${value.length > 12 ? `${value.slice(0, 12)}…` : value}"`)} ` +
-      'is broken and kept by this update; Pods using it are denied$',
-  )
+const keptWarning = (key: string, value: string): RegExp => {
+  const shown = value.length > 12 ? `${value.slice(0, 12)}…` : value
+  const start = escaped(`${key.slice(annotationPrefix.length)}="${shown}"`)
+  return new RegExp(`^${start} is broken and kept by this update; Pods using it are denied$`)
+}
 const oldBrokenUpdates: [change: string, write: () => Promise<KubeResponse>, status: number, expect: RegExp[]][] = [
   ['a label added', () => label('old-broken', '1'), 200, [keptWarning(keys.tokenExpiration, '5')]],
   [

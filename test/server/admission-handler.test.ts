@@ -115,7 +115,7 @@ t.test('status codes, and what is logged and counted for each', async t => {
     ['content type is case-insensitive', s => s.post(goodReview, { 'Content-Type': 'Application/JSON' }), 200],
     ['GET → 405', s => s.post('', {}, '/mutate', 'GET'), 405, /use POST/],
     ['PUT → 405', s => s.post(goodReview, {}, '/mutate', 'PUT'), 405],
-    ['unknown path → 404', s => s.post(goodReview, {}, '/validate'), 404, /POST \/mutate, .*\/validate-serviceaccount/],
+    ['unknown path: 404', s => s.post(goodReview, {}, '/validate'), 404, /POST \/mutate, .*\/validate-serviceaccount/],
     ['root → 404', s => s.post(goodReview, {}, '/'), 404],
     [
       'text/plain → 415',
