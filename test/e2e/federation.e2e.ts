@@ -8,7 +8,7 @@
  * token as STACKIT does: the signature against the keys it finds through the issuer's discovery document (fetched
  * without credentials), then iss, aud, the times and sub, and client_id against the federation's e-mail.
  */
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { isObject, isString, own } from '../../lib/json.js'
@@ -25,7 +25,7 @@ import { startCluster } from './cluster.js'
 import type { Cluster } from './cluster.js'
 import { runExampleAppProcess } from './example-app-process.js'
 import { mountWorkloadIdentity } from './kubelet.js'
-import { startWebhookProcess } from './webhook-process.js'
+import { makeWebhookCerts, webhookStarter } from './webhook-process.js'
 
 // Two control planes, the webhook, and one example app process per case.
 t.setTimeout(300_000)
@@ -49,19 +49,9 @@ if (!isString(accountNamespace) || !isString(accountName)) {
 }
 const webhookTokenFile = join(cluster.dir, 'webhook-token')
 await writeFile(webhookTokenFile, await cluster.tokenFor(accountNamespace, accountName, 3600), { mode: 0o600 })
-const certDir = join(cluster.dir, 'webhook-certs')
-await mkdir(certDir)
-const webhookCa = await makeCa(cluster.dir, { name: 'webhook-ca' })
-await makeServerCert(certDir, webhookCa, { name: 'tls', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-const webhook = await startWebhookProcess({
-  apiServer: cluster.server,
-  apiCaFile: cluster.ca.certFile,
-  apiTokenFile: webhookTokenFile,
-  certDir,
-  logFile: join(cluster.dir, 'webhook.log'),
-})
+const { certDir, caBundle } = await makeWebhookCerts(cluster)
+const webhook = await webhookStarter(cluster, webhookTokenFile, certDir)()
 t.teardown(() => webhook.stop())
-const caBundle = (await readFile(webhookCa.certFile)).toString('base64')
 await api.apply(base.filter(isWebhookConfiguration).map(c => pointAtLoopback(c, webhook.admissionPort, caBundle)))
 
 // The API server picks a new configuration up within a moment: wait until a dry-run Pod comes back injected.

@@ -8,7 +8,7 @@
  *
  * helm comes from HELM, else test/helm/.cache/bin/helm (test/helm/build.sh); without either the file is skipped.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,13 +16,12 @@ import t from 'tap'
 import { isObject } from '../../lib/json.js'
 import type { JsonObject } from '../../lib/json.js'
 import { defaults, envNames, keys, volumeName } from '../../lib/names.js'
-import { makeCa, makeServerCert } from '../helpers/certs.js'
 import { arr, at, str, strMap } from '../helpers/manifests.js'
 import { isWebhookConfiguration, pointAtLoopback } from './base-manifests.js'
 import { startCluster } from './cluster.js'
 import { haveHelm, namespace, noHelm, one, render } from './helm.js'
 import { KubeRestError, objectPath } from './kube-rest.js'
-import { startWebhookProcess } from './webhook-process.js'
+import { makeWebhookCerts, webhookStarter } from './webhook-process.js'
 
 // Control plane, helm and the webhook: beyond tap's default 30 s per file on a busy machine.
 t.setTimeout(300_000)
@@ -117,18 +116,8 @@ if (!haveHelm) {
   const serviceAccountName = str(chartServiceAccount, 'metadata', 'name') ?? ''
   const tokenFile = join(cluster.dir, 'webhook-token')
   await writeFile(tokenFile, await cluster.tokenFor(namespace, serviceAccountName), { mode: 0o600 })
-  const certDir = join(cluster.dir, 'webhook-certs')
-  await mkdir(certDir)
-  const webhookCa = await makeCa(cluster.dir, { name: 'webhook-ca' })
-  await makeServerCert(certDir, webhookCa, { name: 'tls', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-  const caBundle = (await readFile(webhookCa.certFile)).toString('base64')
-  const webhook = await startWebhookProcess({
-    apiServer: cluster.server,
-    apiCaFile: cluster.ca.certFile,
-    apiTokenFile: tokenFile,
-    certDir,
-    logFile: join(cluster.dir, 'webhook.log'),
-  })
+  const { certDir, caBundle } = await makeWebhookCerts(cluster)
+  const webhook = await webhookStarter(cluster, tokenFile, certDir)()
   t.teardown(() => webhook.stop())
 
   // The webhook's own Pod, created (enforce judges it) before any webhook is registered.

@@ -4,7 +4,7 @@
  * and a warning reach the client, that the matchConditions (CEL) keep ServiceAccounts without our annotations away
  * from the webhook, and that failurePolicy Ignore and timeoutSeconds let writes through while the webhook is away.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -12,13 +12,12 @@ import t from 'tap'
 import { isObject, isString, own } from '../../lib/json.js'
 import type { JsonObject } from '../../lib/json.js'
 import { annotationPrefix, keys } from '../../lib/names.js'
-import { makeCa, makeServerCert } from '../helpers/certs.js'
+import { makeServerCert } from '../helpers/certs.js'
 import { isWebhookConfiguration, loadBaseManifests, pointAtLoopback } from './base-manifests.js'
 import { startCluster } from './cluster.js'
 import type { KubeResponse } from './kube-rest.js'
 import { startSilentWebhook } from './silent-webhook.js'
-import { metricValue, startWebhookProcess } from './webhook-process.js'
-import type { WebhookProcess } from './webhook-process.js'
+import { makeWebhookCerts, metricValue, webhookStarter } from './webhook-process.js'
 
 // A control plane, two webhook starts and a few held calls of timeoutSeconds each.
 t.setTimeout(300_000)
@@ -49,22 +48,8 @@ await api.apply(base.filter(o => !isWebhookConfiguration(o)))
 const tokenFile = join(cluster.dir, 'webhook-token')
 await writeFile(tokenFile, await cluster.tokenFor(accountNamespace, accountName, 3600), { mode: 0o600 })
 
-const certDir = join(cluster.dir, 'webhook-certs')
-await mkdir(certDir)
-const ca = await makeCa(cluster.dir, { name: 'webhook-ca' })
-const caBundle = (await readFile(ca.certFile)).toString('base64')
-await makeServerCert(certDir, ca, { name: 'tls', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-
-let logs = 0
-const startWebhook = (port?: number): Promise<WebhookProcess> =>
-  startWebhookProcess({
-    apiServer: cluster.server,
-    apiCaFile: cluster.ca.certFile,
-    apiTokenFile: tokenFile,
-    certDir,
-    logFile: join(cluster.dir, `webhook-${++logs}.log`),
-    ...(port === undefined ? {} : { port }),
-  })
+const { certDir, ca, caBundle } = await makeWebhookCerts(cluster)
+const startWebhook = webhookStarter(cluster, tokenFile, certDir)
 let webhook = await startWebhook()
 t.teardown(() => webhook.stop())
 

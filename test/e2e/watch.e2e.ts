@@ -4,16 +4,15 @@
  * judged `short` or `stalled`, and the renewed watch still delivers changes. (The fakes cannot prove this: only a
  * real API server decides when it ends a watch.)
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { isObject, isString, own } from '../../lib/json.js'
 import type { JsonObject } from '../../lib/json.js'
-import { makeCa, makeServerCert } from '../helpers/certs.js'
 import { startCluster } from './cluster.js'
 import { isWebhookConfiguration, loadBaseManifests } from './base-manifests.js'
-import { metricValue, startWebhookProcess } from './webhook-process.js'
+import { makeWebhookCerts, metricValue, webhookStarter } from './webhook-process.js'
 
 // A control plane plus one whole watch (25–30 s) and its renewal.
 t.setTimeout(300_000)
@@ -32,18 +31,8 @@ if (!isString(saNamespace) || !isString(saName)) throw new Error('manifests/base
 const tokenFile = join(cluster.dir, 'webhook-token')
 await writeFile(tokenFile, await cluster.tokenFor(saNamespace, saName, 3600), { mode: 0o600 })
 
-const certDir = join(cluster.dir, 'webhook-certs')
-await mkdir(certDir)
-const ca = await makeCa(cluster.dir, { name: 'webhook-ca' })
-await makeServerCert(certDir, ca, { name: 'tls', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
-
-const webhook = await startWebhookProcess({
-  apiServer: cluster.server,
-  apiCaFile: cluster.ca.certFile,
-  apiTokenFile: tokenFile,
-  certDir,
-  logFile: join(cluster.dir, 'webhook.log'),
-})
+const { certDir } = await makeWebhookCerts(cluster)
+const webhook = await webhookStarter(cluster, tokenFile, certDir)()
 t.teardown(() => webhook.stop())
 
 const metricsText = (): Promise<string> => webhook.metrics()

@@ -4,12 +4,15 @@
  * turns 200 only once the ServiceAccount cache has synced against the API server).
  */
 import type { ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import http from 'node:http'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isObject, own } from '../../lib/json.js'
 import { logTail, startProcess, stopProcess } from './processes.js'
+import { makeCa, makeServerCert, type CertFiles } from '../helpers/certs.js'
 import { imageNodeFlags } from '../helpers/image-entrypoint.js'
+import type { Cluster } from './cluster.js'
 import { distBin } from '../helpers/paths.js'
 
 /** The CLI as built by `tsc -p .`. */
@@ -169,4 +172,37 @@ export const startWebhookProcess = async (options: WebhookProcessOptions): Promi
     const log = await logTail(options.logFile, 30)
     throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- webhook log ---\n${log}`, { cause: e })
   }
+}
+
+/** The serving certificate of a run's webhook: its folder, its CA, and the CA as a webhook configuration's caBundle. */
+export interface WebhookCerts {
+  readonly certDir: string
+  readonly ca: CertFiles
+  readonly caBundle: string
+}
+
+/** A CA of the run's own and a serving certificate for localhost and 127.0.0.1 in `<cluster dir>/webhook-certs`. */
+export const makeWebhookCerts = async (cluster: Pick<Cluster, 'dir'>): Promise<WebhookCerts> => {
+  const certDir = join(cluster.dir, 'webhook-certs')
+  await mkdir(certDir)
+  const ca = await makeCa(cluster.dir, { name: 'webhook-ca' })
+  await makeServerCert(certDir, ca, { name: 'tls', dnsNames: ['localhost'], ips: ['127.0.0.1'] })
+  return { certDir, ca, caBundle: (await readFile(ca.certFile)).toString('base64') }
+}
+
+/**
+ * Starts the webhook against `cluster` as the ServiceAccount whose token is in `tokenFile`, serving from `certDir`;
+ * each start logs to a file of its own (`webhook-N.log`), and a restart may pass the previous port.
+ */
+export const webhookStarter = (cluster: Pick<Cluster, 'server' | 'ca' | 'dir'>, tokenFile: string, certDir: string) => {
+  let starts = 0
+  return (port?: number): Promise<WebhookProcess> =>
+    startWebhookProcess({
+      apiServer: cluster.server,
+      apiCaFile: cluster.ca.certFile,
+      apiTokenFile: tokenFile,
+      certDir,
+      logFile: join(cluster.dir, `webhook-${++starts}.log`),
+      ...(port === undefined ? {} : { port }),
+    })
 }

@@ -21,8 +21,7 @@ import { startCluster } from './cluster.js'
 import { isWebhookConfiguration, loadBaseManifests, pointAtLoopback } from './base-manifests.js'
 import { KubeRestError } from './kube-rest.js'
 import { sidecarName, startSidecarWebhook } from './sidecar-webhook.js'
-import { startWebhookProcess } from './webhook-process.js'
-import type { WebhookProcess } from './webhook-process.js'
+import { webhookStarter } from './webhook-process.js'
 
 // Control plane, webhook and a few hundred Pod creations: beyond tap's default 30 s per file on a busy machine.
 t.setTimeout(600_000)
@@ -93,16 +92,7 @@ let currentCert = await installCertificate()
 await symlink('..data/tls.crt', join(certDir, 'tls.crt'))
 await symlink('..data/tls.key', join(certDir, 'tls.key'))
 
-let logCount = 0
-const startWebhook = (port?: number): Promise<WebhookProcess> =>
-  startWebhookProcess({
-    apiServer: cluster.server,
-    apiCaFile: cluster.ca.certFile,
-    apiTokenFile: tokenFile,
-    certDir,
-    logFile: join(cluster.dir, `webhook-${++logCount}.log`),
-    ...(port === undefined ? {} : { port }),
-  })
+const startWebhook = webhookStarter(cluster, tokenFile, certDir)
 let webhook = await startWebhook()
 t.teardown(() => webhook.stop())
 
